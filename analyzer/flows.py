@@ -20,3 +20,19 @@ FlowResult.hosts: ip, mac, first_ts, last_ts, pkts, bytes (unicast addresses onl
 FlowResult.arp:   ip, mac, ts  (ARP sender pairs)
 FlowResult.dns:   ts, client, server, payload  (DNS responses: UDP from port 53)
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+HEAD_BYTES = 128  # payload bytes kept per direction for service recognition
+
+
+@dataclass
+class FlowResult:
+    flows: pd.DataFrame
+    hosts: pd.DataFrame
+    arp: pd.DataFrame
+    dns: pd.DataFrame

@@ -1,0 +1,74 @@
+"""Shared fixtures: where the public captures are and what tshark says about them."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_pcaps"
+PUBLIC = ROOT.parent / "shared" / "pcaps" / "public"
+
+
+@dataclass(frozen=True)
+class PublicCapture:
+    """One row of ../shared/pcaps/public/MANIFEST.tsv (tshark 4.0 ground truth)."""
+
+    path: Path
+    rel: str
+    format: str
+    packets: int
+    tcp_convs: int
+    udp_convs: int
+    snaplen_truncated_pkts: int
+    tshark_status: str
+    category: str
+
+    @property
+    def intact(self) -> bool:
+        return self.tshark_status == "ok"
+
+
+def load_manifest() -> list[PublicCapture]:
+    manifest = PUBLIC / "MANIFEST.tsv"
+    if not manifest.exists():
+        return []
+    rows = []
+    with manifest.open(newline="") as fh:
+        for r in csv.DictReader(fh, delimiter="\t"):
+            rows.append(
+                PublicCapture(
+                    path=PUBLIC / r["path"],
+                    rel=r["path"],
+                    format=r["format"],
+                    packets=int(r["packets"]),
+                    tcp_convs=int(r["tcp_convs"]),
+                    udp_convs=int(r["udp_convs"]),
+                    snaplen_truncated_pkts=int(r["snaplen_truncated_pkts"] or 0),
+                    tshark_status=r["tshark_status"],
+                    category=r["category"],
+                )
+            )
+    return rows
+
+
+PUBLIC_CAPTURES = load_manifest()
+
+
+def public_params() -> list:
+    """pytest params over every public capture, id = its path in the manifest."""
+    if not PUBLIC_CAPTURES:
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{PUBLIC} not present"))]
+    return [pytest.param(c, id=c.rel) for c in PUBLIC_CAPTURES]
+
+
+@pytest.fixture(scope="session")
+def tshark() -> str:
+    path = shutil.which("tshark")
+    if path is None:
+        pytest.skip("tshark is not installed (apt-get install -y tshark); .ci/run installs it")
+    return path
