@@ -237,3 +237,30 @@ def check(table: pa.Table, columns: tuple[Column, ...]) -> None:
             bad = pc.filter(arr, pc.invert(pc.fill_null(pc.is_in(arr, pa.array(col.values)), True)))
             if len(bad):
                 raise ValueError(f"column {col.name} holds {bad[0].as_py()!r} outside {col.values}")
+
+
+def markdown(columns: tuple[Column, ...]) -> str:
+    """A Markdown table documenting the columns (docs/columns.md is generated from this)."""
+    lines = ["| column | type | nullable | meaning |", "|---|---|---|---|"]
+    for c in columns:
+        doc = c.doc + (f" (one of: {', '.join(f'`{v}`' for v in c.values)})" if c.values else "")
+        lines.append(f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {doc} |")
+    return "\n".join(lines)
+
+
+def columns_doc() -> str:
+    """The whole docs/columns.md text."""
+    parts = [
+        "# Output columns",
+        "",
+        "Generated from `analyzer/schema.py` (the only definition of the columns) by",
+        "`python -m analyzer.schema > docs/columns.md`; a test keeps this file in step.",
+        f"Schema version {SCHEMA_VERSION}.",
+    ]
+    for name, cols in TABLES.items():
+        parts += ["", f"## {name}.parquet", "", markdown(cols)]
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    print(columns_doc(), end="")
