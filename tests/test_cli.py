@@ -1,0 +1,169 @@
+"""The command line as a user meets it: exit codes, exact one-line errors, outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from analyzer import schema
+from analyzer.output import read_metadata
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_pcaps"
+
+
+def run(*args: str, cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "analyzer.cli", *args], cwd=cwd, input=stdin,
+        capture_output=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def pcap_header(linktype: int = 1) -> bytes:
+    return struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)
+
+
+def test_missing_file_exit_2_one_line(tmp_path: Path) -> None:
+    r = run("nope.pcap", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.decode() == "pcapclass: error: nope.pcap: no such file\n"
+    assert not (tmp_path / "pcapclass-out").exists()
+
+
+def test_not_a_capture_exit_2_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello, this is not a capture\n")
+    r = run("notes.txt", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.decode() == (
+        "pcapclass: error: notes.txt: not a capture file (no pcap or pcapng magic at "
+        "offset 0); pcapclass reads pcap, pcapng and their .gz\n")
+
+
+def test_empty_capture_gives_empty_fully_typed_tables(tmp_path: Path) -> None:
+    (tmp_path / "empty.pcap").write_bytes(pcap_header())
+    r = run("empty.pcap", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr.decode()
+    out = tmp_path / "pcapclass-out" / "empty.pcap"
+    for name, cols in schema.TABLES.items():
+        table = pq.read_table(out / f"{name}.parquet")
+        assert table.num_rows == 0
+        assert table.schema.remove_metadata() == schema.arrow_schema(cols)
+    meta = read_metadata(out / "flows.parquet")
+    assert meta["pcapclass.packets"] == "0"
+    assert meta["pcapclass.truncated"] == "false"
+    assert r.stdout.decode().splitlines()[0] == "empty.pcap: 0 packets (0 skipped), 0 flows"
+
+
+def test_stdin_needs_out(tmp_path: Path) -> None:
+    r = run("-", cwd=tmp_path, stdin=pcap_header())
+    assert r.returncode == 2
+    assert r.stderr.decode() == (
+        "pcapclass: error: reading a capture from standard input (-) needs -o OUTDIR\n")
+
+
+def test_stdin_with_out_and_json(tmp_path: Path) -> None:
+    r = run("-", "-o", "out", "--json", cwd=tmp_path, stdin=pcap_header())
+    assert r.returncode == 0, r.stderr.decode()
+    obj = json.loads(r.stdout)
+    assert set(obj) == {"version", "captures", "flows", "verdicts", "findings", "outputs",
+                        "exit_code"}
+    assert obj["captures"] == [{"name": "<stdin>", "packets": 0, "skipped": {},
+                                "truncated": False}]
+    assert obj["exit_code"] == 0 and obj["flows"] == 0
+    assert (tmp_path / "out" / "flows.parquet").exists()
+
+
+def test_bad_site_file_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "c.pcap").write_bytes(pcap_header())
+    r = run("c.pcap", "--site", "missing.toml", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.decode() == "pcapclass: error: missing.toml: no such file\n"
+
+
+def test_unknown_fail_on_is_usage_error(tmp_path: Path) -> None:
+    r = run("x.pcap", "--fail-on", "urgent", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "Invalid value for '--fail-on'" in r.stderr.decode()
+
+
+def test_signatures_show_unknown_id(tmp_path: Path) -> None:
+    r = run("signatures", "show", "cmi.nope", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.decode() == (
+        "pcapclass: error: unknown signature id 'cmi.nope'; "
+        "`pcapclass signatures list` shows the ids\n")
+
+
+def test_signatures_list_and_validate(tmp_path: Path) -> None:
+    r = run("signatures", "list", cwd=tmp_path)
+    assert r.returncode == 0
+    assert "cmi.ta-portal-40001" in r.stdout.decode()
+    r = run("signatures", "validate", cwd=tmp_path)
+    assert r.returncode == 0
+    assert r.stdout.decode().startswith("the shipped catalog: ")
+
+
+def test_signatures_validate_broken_file(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text('[[signature]]\nid = "cmi.x"\nprot = 1\n')
+    r = run("signatures", "validate", "bad.toml", cwd=tmp_path)
+    assert r.returncode == 2
+    err = r.stderr.decode()
+    assert err.startswith("pcapclass: error: bad.toml:1: ") and err.count("\n") == 1
+
+
+@pytest.mark.skipif(not (SAMPLES / "mixed_site.pcapng").exists(), reason="demo sample missing")
+def test_demo_capture_fail_on_levels(tmp_path: Path) -> None:
+    cap = str(SAMPLES / "mixed_site.pcapng")
+    site = str(SAMPLES / "mixed_site.site.toml")
+    r = run(cap, "--site", site, "-o", "o1", "--json", cwd=tmp_path)
+    obj = json.loads(r.stdout)
+    severities = {f["severity"] for f in obj["findings"]}
+    assert "critical" in severities  # the inbound connection from the internet to the C.M.I.
+    assert r.returncode == 1 == obj["exit_code"]
+    # Raising the threshold above every finding turns the exit code to 0 only if no
+    # finding is critical; the demo has one, so --fail-on critical still exits 1.
+    r = run(cap, "--site", site, "-o", "o2", "--fail-on", "critical", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "inbound_to_cmi" in r.stdout.decode()
+
+
+def test_two_captures_with_out_get_subfolders(tmp_path: Path) -> None:
+    (tmp_path / "a.pcap").write_bytes(pcap_header())
+    (tmp_path / "b.pcap").write_bytes(pcap_header())
+    r = run("a.pcap", "b.pcap", "-o", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr.decode()
+    assert (tmp_path / "out" / "a.pcap" / "flows.parquet").exists()
+    assert (tmp_path / "out" / "b.pcap" / "flows.parquet").exists()
+
+
+def test_one_bad_capture_among_good_ones_exit_2_others_written(tmp_path: Path) -> None:
+    (tmp_path / "a.pcap").write_bytes(pcap_header())
+    r = run("a.pcap", "missing.pcap", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.decode() == "pcapclass: error: missing.pcap: no such file\n"
+    assert (tmp_path / "pcapclass-out" / "a.pcap" / "flows.parquet").exists()
+
+
+def test_internal_error_exit_3(tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from analyzer import cli
+
+    def boom(*a, **k):
+        raise RuntimeError("flow table invariant broken")
+
+    monkeypatch.setattr(cli, "analyze", boom)
+    (tmp_path / "a.pcap").write_bytes(pcap_header())
+    res = CliRunner().invoke(cli.main, [str(tmp_path / "a.pcap"), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 3
+    assert res.stderr.splitlines()[-1] == (
+        "pcapclass: error: internal error (RuntimeError: flow table invariant broken); "
+        "please report it")
