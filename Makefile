@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py
 
 samples: $(STAMP)
-	$(BIN)/python -m analyzer.samples sample_pcaps
+	$(BIN)/python sample_pcaps/generate.py sample_pcaps
 
 clean:
 	rm -rf $(VENV) pcapclass-out build *.egg-info

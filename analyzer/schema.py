@@ -234,7 +234,8 @@ def check(table: pa.Table, columns: tuple[Column, ...]) -> None:
         if not col.nullable and arr.null_count:
             raise ValueError(f"column {col.name} holds {arr.null_count} nulls")
         if col.values is not None and len(arr):
-            bad = pc.filter(arr, pc.invert(pc.fill_null(pc.is_in(arr, pa.array(col.values)), True)))
+            present = pc.drop_null(arr)
+            bad = pc.filter(present, pc.invert(pc.is_in(present, pa.array(col.values))))
             if len(bad):
                 raise ValueError(f"column {col.name} holds {bad[0].as_py()!r} outside {col.values}")
 

@@ -134,3 +134,14 @@ def test_to_arrow_rejects_values_outside_vocabulary() -> None:
                last_ts=pd.Timestamp("2026-01-01", tz="UTC"))
     with pytest.raises(ValueError, match="column role holds 'cmi_box'"):
         schema.to_arrow(pd.DataFrame([row]), schema.HOSTS)
+
+
+def test_to_arrow_accepts_nulls_in_nullable_vocabulary_columns() -> None:
+    import pandas as pd
+
+    row = {c.name: None for c in schema.HOSTS}
+    row.update(ip="10.0.0.1", roles=[], local=True, pkts=1, bytes=60, systems=[],
+               first_ts=pd.Timestamp("2026-01-01", tz="UTC"),
+               last_ts=pd.Timestamp("2026-01-01", tz="UTC"))
+    table = schema.to_arrow(pd.DataFrame([row]), schema.HOSTS)
+    assert table.column("role").to_pylist() == [None]
