@@ -72,3 +72,13 @@ def tshark() -> str:
     if path is None:
         pytest.skip("tshark is not installed (apt-get install -y tshark); .ci/run installs it")
     return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`pytest --update-golden` rewrites tests/golden/*.csv from the current pipeline."""
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/<sample>.flows.csv / .findings.csv instead of comparing",
+    )
