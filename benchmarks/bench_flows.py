@@ -1,6 +1,7 @@
 """Self-measurement of FlowTable.add on realistic batches (not a test).
 2,000,000 packets over 20,000 connections (TCP 80%, UDP 15%, ICMP 5%), interleaved,
 batches of 65536 packets."""
+
 import sys
 import time
 
@@ -38,16 +39,32 @@ buf = np.zeros(2_000, np.uint8)
 def batch(lo, hi):
     n = hi - lo
     return PacketBatch(
-        index=np.arange(lo, hi, dtype=np.int64), ts_ns=ts[lo:hi], kind=np.ones(n, np.uint8),
-        src_mac=np.full(n, 0x020000000001, np.uint64), dst_mac=np.full(n, 0x020000000002, np.uint64),
-        has_mac=np.ones(n, bool), vlan=np.full(n, -1, np.int32), inner_vlan=np.full(n, -1, np.int32),
-        ip_version=np.full(n, 4, np.uint8), src_hi=np.zeros(n, np.uint64), src_lo=src[lo:hi],
-        dst_hi=np.zeros(n, np.uint64), dst_lo=dst[lo:hi], proto=proto[lo:hi],
-        ip_len=(plen[lo:hi] + 40).astype(np.uint32), frag=np.zeros(n, np.uint8),
-        ip_id=np.zeros(n, np.uint32), sport=sp[lo:hi].astype(np.uint16),
-        dport=dp[lo:hi].astype(np.uint16), has_l4=np.ones(n, bool), tcp_flags=flags[lo:hi],
-        seq=np.zeros(n, np.uint32), ack=np.zeros(n, np.uint32), payload_len=plen[lo:hi],
-        payload_off=np.zeros(n, np.int64), caplen_payload=np.minimum(plen[lo:hi], 100).astype(np.uint32),
+        index=np.arange(lo, hi, dtype=np.int64),
+        ts_ns=ts[lo:hi],
+        kind=np.ones(n, np.uint8),
+        src_mac=np.full(n, 0x020000000001, np.uint64),
+        dst_mac=np.full(n, 0x020000000002, np.uint64),
+        has_mac=np.ones(n, bool),
+        vlan=np.full(n, -1, np.int32),
+        inner_vlan=np.full(n, -1, np.int32),
+        ip_version=np.full(n, 4, np.uint8),
+        src_hi=np.zeros(n, np.uint64),
+        src_lo=src[lo:hi],
+        dst_hi=np.zeros(n, np.uint64),
+        dst_lo=dst[lo:hi],
+        proto=proto[lo:hi],
+        ip_len=(plen[lo:hi] + 40).astype(np.uint32),
+        frag=np.zeros(n, np.uint8),
+        ip_id=np.zeros(n, np.uint32),
+        sport=sp[lo:hi].astype(np.uint16),
+        dport=dp[lo:hi].astype(np.uint16),
+        has_l4=np.ones(n, bool),
+        tcp_flags=flags[lo:hi],
+        seq=np.zeros(n, np.uint32),
+        ack=np.zeros(n, np.uint32),
+        payload_len=plen[lo:hi],
+        payload_off=np.zeros(n, np.int64),
+        caplen_payload=np.minimum(plen[lo:hi], 100).astype(np.uint32),
         buf=buf,
     )
 
