@@ -82,14 +82,27 @@ def _progress() -> tuple[Callable[[int], None] | None, Callable[[], None]]:
 
 @main.command("analyze")
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
-@click.option("-o", "--out", "outdir", type=click.Path(path_type=Path),
-              help="output directory (default ./pcapclass-out/<capture name>/)")
+@click.option(
+    "-o",
+    "--out",
+    "outdir",
+    type=click.Path(path_type=Path),
+    help="output directory (default ./pcapclass-out/<capture name>/)",
+)
 @click.option("--site", type=click.Path(path_type=Path), help="site inventory (TOML)")
-@click.option("--fail-on", type=click.Choice(schema.SEVERITIES), default=report.DEFAULT_FAIL_ON,
-              show_default=True, help="exit 1 when a finding has at least this severity")
+@click.option(
+    "--fail-on",
+    type=click.Choice(schema.SEVERITIES),
+    default=report.DEFAULT_FAIL_ON,
+    show_default=True,
+    help="exit 1 when a finding has at least this severity",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
 def analyze_cmd(
-    captures: tuple[str, ...], outdir: Path | None, site: Path | None, fail_on: str,
+    captures: tuple[str, ...],
+    outdir: Path | None,
+    site: Path | None,
+    fail_on: str,
     as_json: bool,
 ) -> None:
     """Analyze captures (pcap, pcapng, optionally .gz; - for stdin)."""
@@ -109,8 +122,9 @@ def analyze_cmd(
             target = outdir / ("stdin" if capture == STDIN else Path(capture).name)
         update, close = _progress()
         try:
-            results.append(analyze(capture, outdir=target, site=site_obj, catalog=catalog,
-                                   progress=update))
+            results.append(
+                analyze(capture, outdir=target, site=site_obj, catalog=catalog, progress=update)
+            )
         except PcapclassError as exc:
             errors.append(str(exc))
             worst_error = max(worst_error, exc.exit_code)
@@ -120,8 +134,10 @@ def analyze_cmd(
             traceback.print_exc(file=sys.stderr)
             errors.append(f"internal error ({type(exc).__name__}: {exc})")
             worst_error = 3
-            click.echo(f"{PROG}: error: internal error ({type(exc).__name__}: {exc}); "
-                       "please report it", err=True)
+            click.echo(
+                f"{PROG}: error: internal error ({type(exc).__name__}: {exc}); please report it",
+                err=True,
+            )
             continue
         finally:
             close()
@@ -156,8 +172,9 @@ def signatures_show(signature_id: str) -> None:
         try:
             sig = catalog.get(signature_id)
         except KeyError:
-            _fail(f"unknown signature id {signature_id!r}; `{PROG} signatures list` shows the ids",
-                  2)
+            _fail(
+                f"unknown signature id {signature_id!r}; `{PROG} signatures list` shows the ids", 2
+            )
         click.echo(format_show(sig))
 
 
@@ -168,9 +185,10 @@ def signatures_validate(path: Path | None) -> None:
     with _translate_errors():
         catalog = load_catalog(path)
         where = path if path is not None else "the shipped catalog"
-        click.echo(f"{where}: {len(catalog.signatures)} signatures in "
-                   f"{len(catalog.files)} files are valid (sha256 {catalog.sha256[:12]})")
-
+        click.echo(
+            f"{where}: {len(catalog.signatures)} signatures in "
+            f"{len(catalog.files)} files are valid (sha256 {catalog.sha256[:12]})"
+        )
 
 
 if __name__ == "__main__":

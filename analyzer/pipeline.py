@@ -78,11 +78,12 @@ def analyze(
         site = load_site(site, catalog=catalog)
     if write and outdir is None:
         outdir = default_outdir(capture)
-    if site is not None and site.overrides:
-        catalog = catalog.with_overrides(site.overrides)
+    # The site's port overrides count as service ports for the originator rule; classify
+    # applies the same overrides to the catalog itself.
+    effective = catalog.with_overrides(site.overrides) if site and site.overrides else catalog
 
     with Capture(capture, batch_packets=batch_packets) as cap:
-        table = FlowTable(capture_name=cap.stats.name, service_ports=catalog.service_ports())
+        table = FlowTable(capture_name=cap.stats.name, service_ports=effective.service_ports())
         for raw in cap.batches():
             table.add(decode_batch(raw, cap.stats.skipped))
             if progress is not None:

@@ -1,0 +1,835 @@
+"""Verdicts for connections: flows + signature catalog + site -> flows with service,
+system, signature_id, verdict, severity, reason; findings; hosts. Pure functions, no I/O.
+
+    classified = classify(flow_result, catalog, site)   # site may be None
+    classified.flows / .findings / .hosts               # columns of schema.FLOWS/...
+
+One connection is decided in this order (contract "Verdicts and severities", "Precise
+rules"); every rule that applies proposes a verdict and the most severe wins, ties broken
+by schema.VERDICT_PRECEDENCE:
+  1. signatures on the port (transport, responder port; ICMP: the request type), narrowed
+     by originator port and payload (12079 http / not_http); a generic-port signature
+     only where an endpoint holds a role of its system. A signature fits when the
+     originator/responder roles are compatible (unknown = compatible): status verdict.
+     Opened by the side that should only accept it: wrong_direction.
+  2. anything opened towards a C.M.I. other than its documented local services from a
+     local host: inbound_to_cmi (critical from outside the local networks).
+  3. a host with a role using a port no signature documents for it: unexpected_port.
+  4. otherwise unmonitored (system "common" for recognised infrastructure).
+Mid-stream TCP connections and answers to broadcasts are also tried the other way round;
+follow-on connections (TFTP transfers, MS-RPC dynamic ports) take their request's verdict;
+site allows turn findings into expected last.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import schema
+from .flows import FlowResult
+from .roles import broadcast_answers, broadcast_flags, infer_roles, own_macs, vendor
+from .roles import default_is_local as _default_is_local
+from .schema import ROLE_SYSTEM, SEVERITY_RANK, VERDICT_PRECEDENCE, VERDICT_SEVERITY
+from .services import dns_answers, is_http_request, recognise_all
+from .signatures import Catalog, Signature
+from .site import Site
+
+STATUS_VERDICT: dict[str, str] = {  # signature status -> verdict (contract table)
+    "active": "expected",
+    "auto-assigned": "expected",
+    "rare": "rare",
+    "obsolete": "obsolete",
+    "reserved": "reserved",
+    "placeholder": "reserved",
+}
+# Titles of the source documents (spec/systems.md headings), used in reasons.
+DOC_TITLES: dict[str, str] = {
+    "000_3d736c8ff9cc7ce8.txt": "Portnummern im GEMOS4-System",
+    "001_fc41212e649194d6.txt": "Netzwerkverbindungen und verwendete Ports",
+    "002_c6f5411368648828.txt": "CMI-Portfreigabe",
+}
+ROLE_LABEL: dict[str, str] = {
+    "gemos_server": "GEMOS server",
+    "gemos_client": "GEMOS client",
+    "sescomm_server": "SesComm server",
+    "sesam_client": "Sesam client",
+    "isenet": "ISENet",
+    "sesam_db": "Sesam database",
+    "cmi": "C.M.I.",
+    "comserver": "com server",
+}
+ICMP_TRANSPORTS = ("icmp", "icmp6")
+# ICMP types that open an exchange (RFC 792 / RFC 4443); errors and replies open nothing.
+ICMP_REQUEST_TYPES: dict[str, frozenset[int]] = {
+    "icmp": frozenset({8, 13, 15, 17}),
+    "icmp6": frozenset({128}),
+}
+ICMP_NAMES: dict[tuple[str, int], str] = {
+    ("icmp", 8): "echo request",
+    ("icmp6", 128): "echo request",
+}
+MIDSTREAM = frozenset({"port", "first_packet"})  # orig_evidence without a handshake seen
+TFTP_PORT = 69  # RFC 1350
+MSRPC_PORT = 135  # endpoint mapper; dynamic ports follow (best effort)
+DYNAMIC_PORT_MIN = 1024  # MS-RPC dynamic range lower bound (older Windows: 1025-5000)
+
+
+# --- records -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    severity: str
+    system: str | None
+    signature_id: str | None
+    reason: str
+    fits: bool = False  # from a signature whose direction and roles fit this orientation
+
+
+@dataclass
+class Classified:
+    flows: pd.DataFrame  # schema.FLOWS columns (+ the internal "_" columns)
+    findings: pd.DataFrame  # schema.FINDINGS columns
+    hosts: pd.DataFrame  # schema.HOSTS columns
+    dns: pd.DataFrame  # services.dns_answers of the capture
+    skipped: Counter[str]  # e.g. dns_malformed
+
+
+@dataclass(frozen=True)
+class FlowView:
+    """The fields of one connection the decision depends on."""
+
+    proto: str
+    orig_h: str
+    orig_p: int
+    resp_h: str
+    resp_p: int
+    kind: str  # "TCP connection", "TCP connection attempt (rejected)", ...
+    midstream: bool  # TCP without handshake seen
+    payload: str | None  # "http" / "not_http" from the originator's first bytes, None
+    bcast: bool  # responder is broadcast/multicast
+    reply: bool  # an answer to a broadcast request
+
+    def reversed(self) -> FlowView:
+        return replace(
+            self,
+            orig_h=self.resp_h,
+            orig_p=self.resp_p,
+            resp_h=self.orig_h,
+            resp_p=self.orig_p,
+            payload=None,
+            reply=False,
+        )
+
+    @property
+    def port_key(self) -> int:
+        return self.orig_p if self.proto in ICMP_TRANSPORTS else self.resp_p
+
+
+@dataclass(frozen=True)
+class Context:
+    signatures: Mapping[tuple[str, int], tuple[Signature, ...]]
+    roles: Mapping[str, frozenset[str]]
+    primary: Mapping[str, str]
+    is_local: Callable[[str], bool]
+    resolved: Mapping[str, frozenset[str]]  # DNS name -> addresses in this capture
+    cmi_local: tuple[Signature, ...]  # documented services of a C.M.I. towards it
+
+    def roles_of(self, ip: str) -> frozenset[str]:
+        return self.roles.get(ip, frozenset())
+
+
+# --- entry point ------------------------------------------------------------------------
+
+
+def classify(result: FlowResult, catalog: Catalog, site: Site | None) -> Classified:
+    """Fill service/system/signature_id/verdict/severity/reason of every flow and build
+    the findings and hosts tables."""
+    if site is not None:
+        site.check_overrides(catalog)
+        if site.overrides:
+            catalog = catalog.with_overrides({k: sorted(v) for k, v in site.overrides.items()})
+    is_local = _memo(site.is_local if site is not None else _default_is_local)
+    skipped: Counter[str] = Counter()
+    answers = dns_answers(result.dns, skipped=skipped)
+    flows = result.flows.reset_index(drop=True).copy()
+    macs = own_macs(flows, result.arp, result.hosts, is_local)
+    roles = infer_roles(
+        flows, result.hosts, result.arp, catalog, site, dns=answers, is_local=is_local, macs=macs
+    )
+    ctx = _context(catalog, roles, is_local, answers)
+    flows["service"] = pd.Series(
+        recognise_all(
+            flows["proto"],
+            flows["resp_p"],
+            _heads(flows, "_orig_head"),
+            _heads(flows, "_resp_head"),
+        ),
+        index=flows.index,
+        dtype=object,
+    )
+    decisions = decide_all(flows, ctx)
+    decisions = follow_ons(flows, decisions)
+    if site is not None:
+        decisions = apply_allows(flows, decisions, site)
+    flows = _with_decisions(flows, decisions)
+    findings = build_findings(flows)
+    hosts = build_hosts(result, flows, roles, macs, site, is_local)
+    return Classified(flows, findings, hosts, answers, skipped)
+
+
+def _memo(fn: Callable[[str], bool]) -> Callable[[str], bool]:
+    cache: dict[str, bool] = {}
+
+    def wrapped(ip: str) -> bool:
+        hit = cache.get(ip)
+        if hit is None:
+            hit = cache[ip] = fn(ip)
+        return hit
+
+    return wrapped
+
+
+def _heads(flows: pd.DataFrame, column: str) -> Iterable[bytes | None]:
+    if column in flows.columns:
+        return flows[column]
+    return [None] * len(flows)
+
+
+def _context(
+    catalog: Catalog, roles: pd.DataFrame, is_local: Callable[[str], bool], answers: pd.DataFrame
+) -> Context:
+    index: dict[tuple[str, int], list[Signature]] = {}
+    for sig in catalog.signatures:
+        for port in sig.ports:
+            index.setdefault((sig.transport, port), []).append(sig)
+    resolved: dict[str, set[str]] = {}
+    for name, addr in zip(answers["qname"], answers["answer"], strict=True):
+        resolved.setdefault(name, set()).add(addr)
+    cmi_local = tuple(
+        s
+        for s in catalog.signatures
+        if s.system == "cmi" and s.scope != "internet" and _may_accept(s, "cmi")
+    )
+    with_roles = roles[roles["roles"].map(len) > 0]
+    return Context(
+        signatures={k: tuple(v) for k, v in index.items()},
+        roles={
+            ip: frozenset(r) for ip, r in zip(with_roles["ip"], with_roles["roles"], strict=True)
+        },
+        primary=dict(zip(with_roles["ip"], with_roles["role"], strict=True)),
+        is_local=is_local,
+        resolved={k: frozenset(v) for k, v in resolved.items()},
+        cmi_local=cmi_local,
+    )
+
+
+def _may_accept(sig: Signature, role: str) -> bool:
+    if role in sig.resp_roles:
+        return True
+    return sig.direction == "either" and role in sig.orig_roles
+
+
+# --- one connection ---------------------------------------------------------------------
+
+
+def _kind(proto: str, state: str, orig_p: int) -> str:
+    if proto == "tcp":
+        if state == "REJ":
+            return "TCP connection attempt (rejected)"
+        if state in ("S0", "SH", "RSTOS0"):
+            return "TCP connection attempt (no answer)"
+        return "TCP connection"
+    if proto == "udp":
+        return "UDP traffic"
+    if proto in ICMP_TRANSPORTS:
+        name = ICMP_NAMES.get((proto, orig_p), f"type {orig_p}")
+        return f"{proto.upper()} {name}"
+    return f"IP protocol {proto} traffic"
+
+
+def _payload_kind(head: Any) -> str | None:
+    if head is None or not isinstance(head, bytes | bytearray | memoryview) or not len(head):
+        return None
+    return "http" if is_http_request(bytes(head)) else "not_http"
+
+
+def decide_all(flows: pd.DataFrame, ctx: Context) -> list[Decision]:
+    """decide() for every flow. Flows that agree on everything the decision reads (the
+    ephemeral originator port aside, where no signature looks at it) are decided once."""
+    sensitive = {
+        (s.transport, p)
+        for sigs in ctx.signatures.values()
+        for s in sigs
+        if s.orig_ports is not None
+        for p in s.ports
+    }
+    cols = zip(
+        flows["proto"].tolist(),
+        flows["orig_h"].tolist(),
+        flows["orig_p"].tolist(),
+        flows["resp_h"].tolist(),
+        flows["resp_p"].tolist(),
+        flows["conn_state"].tolist(),
+        flows["orig_evidence"].tolist(),
+        list(_heads(flows, "_orig_head")),
+        broadcast_flags(flows).tolist(),
+        broadcast_answers(flows).tolist(),
+        strict=True,
+    )
+    cache: dict[tuple[Any, ...], Decision] = {}
+    out = []
+    for proto, oh, op, rh, rp, state, evidence, head, bc, rep in cols:
+        icmp = proto in ICMP_TRANSPORTS
+        midstream = proto == "tcp" and evidence in MIDSTREAM
+        payload = _payload_kind(head) if proto == "tcp" and head else None
+        exact = icmp or midstream or rep or (proto, rp) in sensitive
+        key = (proto, oh, op if exact else -1, rh, rp, state, midstream, payload, bc, rep)
+        hit = cache.get(key)
+        if hit is None:
+            op, rp = int(op), int(rp)
+            view = FlowView(
+                proto, oh, op, rh, rp, _kind(proto, state, op), midstream, payload, bc, rep
+            )
+            hit = cache[key] = decide(ctx, view)
+        out.append(hit)
+    return out
+
+
+def decide(ctx: Context, f: FlowView) -> Decision:
+    """The verdict of one connection."""
+    if f.reply:
+        back = _evaluate(ctx, f.reversed())
+        if back.fits:
+            return _prefixed(
+                back,
+                f"answer from {f.orig_h} to the broadcast request {f.resp_h} sent to port "
+                f"{f.orig_p}; ",
+            )
+    here = _evaluate(ctx, f)
+    if f.midstream and not here.fits:
+        back = _evaluate(ctx, f.reversed())
+        if back.fits:
+            return _prefixed(
+                back,
+                f"seen mid-stream (no handshake captured), so taken as {_who(ctx, f.resp_h)}'s "
+                "own connection; ",
+            )
+    return here
+
+
+def _prefixed(d: Decision, prefix: str) -> Decision:
+    return replace(d, reason=prefix + d.reason)
+
+
+def _evaluate(ctx: Context, f: FlowView) -> Decision:
+    ro, rr = ctx.roles_of(f.orig_h), ctx.roles_of(f.resp_h)
+    proposals: list[Decision] = []
+    by_sig = _signature_decision(ctx, f, ro, rr)
+    if by_sig is not None:
+        proposals.append(by_sig)
+    inbound = _inbound_to_cmi(ctx, f, rr)
+    if inbound is not None:
+        proposals.append(inbound)
+    if (by_sig is None or not by_sig.fits) and (ro or rr):
+        proposals.append(_unexpected(ctx, f, ro, rr))
+    if not proposals:
+        proposals.append(_unmonitored(ctx, f))
+    return max(proposals, key=_rank)
+
+
+def _rank(d: Decision) -> tuple[int, int]:
+    return (SEVERITY_RANK[d.severity], -VERDICT_PRECEDENCE.index(d.verdict))
+
+
+# --- rule 1: signatures -----------------------------------------------------------------
+
+
+def _candidates(
+    ctx: Context, f: FlowView, ro: frozenset[str], rr: frozenset[str]
+) -> list[Signature]:
+    sigs = ctx.signatures.get((f.proto, f.port_key), ())
+    systems = {ROLE_SYSTEM[r] for r in ro | rr}
+    return [
+        s
+        for s in sigs
+        if (s.orig_ports is None or f.orig_p in s.orig_ports)
+        and (not s.generic or s.system == "common" or s.system in systems)
+    ]
+
+
+def _by_payload(sigs: list[Signature], payload: str | None) -> tuple[list[Signature], str]:
+    """Narrow by the payload discriminator; the note says what decided it."""
+    if not any(s.payload for s in sigs):
+        return sigs, ""
+    if payload is None:
+        ids = ", ".join(s.id for s in sigs if s.payload)
+        # Reading chosen: without payload the entries cannot be told apart; the one that
+        # needs no HTTP (the document lists the printer service first) is reported.
+        sigs = sorted(sigs, key=lambda s: s.payload != "not_http")
+        return sigs, f"; no payload seen, so {ids} could not be told apart"
+    kept = [s for s in sigs if s.payload in (None, payload)]
+    said = "an HTTP request" if payload == "http" else "not HTTP"
+    return kept, f"; the originator's first bytes are {said}"
+
+
+def _side_ok(have: frozenset[str], want: frozenset[str]) -> bool:
+    return not want or not have or bool(have & want)
+
+
+def _fits(sig: Signature, ro: frozenset[str], rr: frozenset[str]) -> bool:
+    forward = _side_ok(ro, sig.orig_roles) and _side_ok(rr, sig.resp_roles)
+    if sig.direction == "either":
+        return forward or (_side_ok(rr, sig.orig_roles) and _side_ok(ro, sig.resp_roles))
+    return forward
+
+
+def _wrong_way(sig: Signature, ro: frozenset[str], rr: frozenset[str]) -> bool:
+    if sig.direction != "forward":
+        return False
+    resp_only = sig.resp_roles - sig.orig_roles
+    orig_only = sig.orig_roles - sig.resp_roles
+    opener_accepts = bool(ro & resp_only) and not ro & sig.orig_roles
+    acceptor_opens = bool(rr & orig_only) and not rr & sig.resp_roles
+    return opener_accepts or acceptor_opens
+
+
+def _scope_ok(ctx: Context, sig: Signature, f: FlowView) -> bool:
+    if sig.scope == "any" or f.bcast:
+        return True
+    local = ctx.is_local(f.resp_h)
+    return local if sig.scope == "local" else not local
+
+
+def _signature_decision(
+    ctx: Context, f: FlowView, ro: frozenset[str], rr: frozenset[str]
+) -> Decision | None:
+    sigs, note = _by_payload(_candidates(ctx, f, ro, rr), f.payload)
+    fitting = [s for s in sigs if _fits(s, ro, rr)]
+    in_scope = [s for s in fitting if _scope_ok(ctx, s, f)]
+    if in_scope:
+        best = max(in_scope, key=lambda s: _sig_rank(s, in_scope))
+        return _status_decision(ctx, f, best, note)
+    wrong = [s for s in sigs if _wrong_way(s, ro, rr)]
+    if wrong:
+        return _wrong_direction(ctx, f, wrong[0])
+    if fitting:
+        return _out_of_scope(ctx, f, fitting[0])
+    return None
+
+
+def _sig_rank(sig: Signature, among: list[Signature]) -> tuple[int, int, int, int]:
+    verdict = STATUS_VERDICT[sig.status]
+    return (
+        SEVERITY_RANK[VERDICT_SEVERITY[verdict]],
+        -VERDICT_PRECEDENCE.index(verdict),
+        sig.system != "common",
+        -among.index(sig),
+    )
+
+
+def _status_decision(ctx: Context, f: FlowView, sig: Signature, note: str) -> Decision:
+    verdict = STATUS_VERDICT[sig.status]
+    o, r = _who(ctx, f.orig_h), _who(ctx, f.resp_h)
+    ro, rr = ctx.roles_of(f.orig_h), ctx.roles_of(f.resp_h)
+    head = f"{f.kind} from {o} to {r}{_port(f)}: {sig.name} ({sig.id})"
+    if sig.system == "common" and not ro and not rr:
+        reason = f"{head}, infrastructure between hosts of no monitored system{note}"
+        return Decision("unmonitored", "info", "common", sig.id, reason, fits=True)
+    if sig.remote_hosts and verdict == "expected":
+        checked = _check_destination(ctx, f, sig, head)
+        if checked is not None:
+            return checked
+    rule = _status_text(sig)
+    reason = f"{head}, {rule} ({_doc(sig)}){note}{_unverified(ctx, sig)}"
+    return Decision(verdict, VERDICT_SEVERITY[verdict], sig.system, sig.id, reason, fits=True)
+
+
+def _status_text(sig: Signature) -> str:
+    versions = f" ({sig.versions})" if sig.versions else ""
+    if sig.status == "rare":
+        return f"documented for exceptional cases only{versions}"
+    if sig.status == "obsolete":
+        return f"documented as obsolete{versions}"
+    if sig.status == "reserved":
+        return "a port the document marks unused/reserved"
+    if sig.status == "placeholder":
+        return "a placeholder, not a real port: a service installed from an old template"
+    if sig.status == "auto-assigned":
+        return f"in the range of automatically assigned ports, {_direction_text(sig)}"
+    return f"documented {_direction_text(sig)}{versions}"
+
+
+def _direction_text(sig: Signature) -> str:
+    o = "/".join(sorted(sig.orig_roles)) or "any host"
+    r = "/".join(sorted(sig.resp_roles)) or "any host"
+    return f"{o} -> {r}" if sig.direction == "forward" else f"between {o} and {r}"
+
+
+def _check_destination(ctx: Context, f: FlowView, sig: Signature, head: str) -> Decision | None:
+    """C.M.I. online services go to named TA servers: with DNS answers in the capture,
+    a destination the names did not resolve to is unexpected."""
+    names = [n for n in sig.remote_hosts if n in ctx.resolved]
+    if not names:
+        return None
+    addresses = frozenset().union(*(ctx.resolved[n] for n in names))
+    if f.resp_h in addresses:
+        reason = (
+            f"{head}, documented {_direction_text(sig)} ({_doc(sig)}); {f.resp_h} is an "
+            f"address {' or '.join(names)} resolved to in this capture"
+        )
+        return Decision("expected", "info", sig.system, sig.id, reason, fits=True)
+    reason = (
+        f"{head}: documented port, but {f.resp_h} is not an address {' or '.join(names)} "
+        f"resolved to in this capture ({', '.join(sorted(addresses))})"
+    )
+    return Decision("unexpected_port", "medium", sig.system, sig.id, reason, fits=True)
+
+
+def _unverified(ctx: Context, sig: Signature) -> str:
+    if not sig.remote_hosts:
+        return ""
+    names = " / ".join(sig.remote_hosts)
+    return f"; destination not verified (no DNS answer for {names} in this capture)"
+
+
+def _wrong_direction(ctx: Context, f: FlowView, sig: Signature) -> Decision:
+    reason = (
+        f"{f.kind} opened by {_who(ctx, f.orig_h)} to {_who(ctx, f.resp_h)}{_port(f)}; "
+        f"{sig.name} ({sig.id}) is opened by {_direction_text(sig)} only ({_doc(sig)})"
+    )
+    return Decision("wrong_direction", "high", sig.system, sig.id, reason)
+
+
+def _out_of_scope(ctx: Context, f: FlowView, sig: Signature) -> Decision:
+    where = "local" if sig.scope == "local" else "internet"
+    reason = (
+        f"{f.kind} from {_who(ctx, f.orig_h)} to {_who(ctx, f.resp_h)}{_port(f)}: documented "
+        f"port, but {sig.name} ({sig.id}) goes to {where} destinations only ({_doc(sig)})"
+    )
+    return Decision("unexpected_port", "medium", sig.system, sig.id, reason)
+
+
+# --- rule 2: inbound to a C.M.I. ---------------------------------------------------------
+
+
+def _inbound_to_cmi(ctx: Context, f: FlowView, rr: frozenset[str]) -> Decision | None:
+    if "cmi" not in rr or f.reply:
+        return None
+    if f.proto in ICMP_TRANSPORTS and f.orig_p not in ICMP_REQUEST_TYPES[f.proto]:
+        return None
+    local = ctx.is_local(f.orig_h)
+    service = _cmi_local_service(ctx, f)
+    if service is not None and local:
+        return None
+    tail = "the C.M.I. only opens connections itself"
+    if service is not None:
+        tail += f", and {_port_name(f)} ({service.id}) is documented for local hosts only"
+    reason = f"inbound {f.kind} from {f.orig_h} to C.M.I. {f.resp_h}{_port(f)}; {tail} "
+    reason += "(CMI-Portfreigabe)"
+    severity = "high" if local else "critical"
+    return Decision("inbound_to_cmi", severity, "cmi", None, reason)
+
+
+def _cmi_local_service(ctx: Context, f: FlowView) -> Signature | None:
+    for sig in ctx.cmi_local:
+        if sig.transport == f.proto and f.port_key in sig.ports:
+            return sig
+    return None
+
+
+# --- rules 3 and 4 -----------------------------------------------------------------------
+
+
+def _unexpected(ctx: Context, f: FlowView, ro: frozenset[str], rr: frozenset[str]) -> Decision:
+    sigs = ctx.signatures.get((f.proto, f.port_key), ())
+    side_ip, roles = (f.orig_h, ro) if ro else (f.resp_h, rr)
+    if ro and rr and _documented_for(sigs, ro, opener=True):
+        side_ip, roles = f.resp_h, rr
+    role = ctx.primary.get(side_ip) or sorted(roles)[0]
+    system = ROLE_SYSTEM[role]
+    reason = (
+        f"{f.kind} from {_who(ctx, f.orig_h)} to {_who(ctx, f.resp_h)}{_port(f)}: no "
+        f"signature documents {_port_name(f)} for {side_ip} as {role}"
+    )
+    return Decision("unexpected_port", "medium", system, None, reason)
+
+
+def _documented_for(sigs: Iterable[Signature], roles: frozenset[str], *, opener: bool) -> bool:
+    for sig in sigs:
+        side = sig.orig_roles if opener else sig.resp_roles
+        if sig.direction == "either":
+            side = sig.orig_roles | sig.resp_roles
+        if not side or side & roles:
+            return True
+    return False
+
+
+def _unmonitored(ctx: Context, f: FlowView) -> Decision:
+    o, r = f.orig_h, f.resp_h
+    if f.proto in ICMP_TRANSPORTS:
+        reason = f"{f.kind} from {o} to {r}: ICMP between hosts of no monitored system"
+        return Decision("unmonitored", "info", "common", None, reason)
+    reason = (
+        f"{f.kind} from {o} to {r}{_port(f)}: neither host belongs to a monitored system "
+        "and no signature matches"
+    )
+    return Decision("unmonitored", "info", None, None, reason)
+
+
+# --- wording -------------------------------------------------------------------------------
+
+
+def _who(ctx: Context, ip: str) -> str:
+    role = ctx.primary.get(ip)
+    return f"{ROLE_LABEL[role]} {ip}" if role else ip
+
+
+def _port(f: FlowView) -> str:
+    return "" if f.proto in ICMP_TRANSPORTS else f":{f.resp_p}"
+
+
+def _port_name(f: FlowView) -> str:
+    if f.proto in ICMP_TRANSPORTS:
+        return f"{f.proto.upper()} type {f.orig_p}"
+    return f"{f.resp_p}/{f.proto}"
+
+
+def _doc(sig: Signature) -> str:
+    return DOC_TITLES.get(sig.source.document, sig.source.document)
+
+
+# --- follow-on connections and allows ----------------------------------------------------
+
+
+def follow_ons(flows: pd.DataFrame, decisions: list[Decision]) -> list[Decision]:
+    """TFTP transfers take the verdict of their request; connections to MS-RPC dynamic
+    ports after a 135 exchange between the same hosts take the 135 verdict (best effort)."""
+    out = list(decisions)
+    _tftp_transfers(flows, out)
+    _msrpc_dynamic(flows, out)
+    return out
+
+
+def _tftp_transfers(flows: pd.DataFrame, out: list[Decision]) -> None:
+    proto = flows["proto"].to_numpy(dtype=object)
+    resp_p = flows["resp_p"].to_numpy()
+    udp = proto == "udp"
+    req_rows = np.flatnonzero(udp & (resp_p == TFTP_PORT))
+    if not len(req_rows):
+        return
+    orig_h = flows["orig_h"].to_numpy(dtype=object)
+    resp_h = flows["resp_h"].to_numpy(dtype=object)
+    uids = flows["uid"].to_numpy(dtype=object)
+    orig_p = flows["orig_p"].to_numpy()
+    ts = flows["ts"].to_numpy()
+    requests: dict[tuple[str, str, int], int] = {}
+    for i in req_rows:
+        requests.setdefault((orig_h[i], resp_h[i], int(orig_p[i])), int(i))
+    for i in np.flatnonzero(udp & (resp_p != TFTP_PORT)):
+        # the server answers from a new port to the client's port: orig = server
+        req = requests.get((resp_h[i], orig_h[i], int(resp_p[i])))
+        if req is None or ts[i] < ts[req]:
+            continue
+        what = f"TFTP transfer answering the request {orig_h[req]} -> {resp_h[req]}:{TFTP_PORT}"
+        out[i] = _follow_on(out[req], uids[req], what)
+
+
+def _follow_on(request: Decision, uid: str, what: str) -> Decision:
+    prefix = f"{what} (uid {uid}); same verdict as the request: "
+    return replace(request, reason=prefix + request.reason)
+
+
+def _msrpc_dynamic(flows: pd.DataFrame, out: list[Decision]) -> None:
+    proto = flows["proto"].to_numpy(dtype=object)
+    resp_p = flows["resp_p"].to_numpy()
+    tcp = proto == "tcp"
+    mapper_rows = [i for i in np.flatnonzero(tcp & (resp_p == MSRPC_PORT)) if out[i].signature_id]
+    if not mapper_rows:
+        return
+    orig_h = flows["orig_h"].to_numpy(dtype=object)
+    resp_h = flows["resp_h"].to_numpy(dtype=object)
+    uids = flows["uid"].to_numpy(dtype=object)
+    ts = flows["ts"].to_numpy()
+    mappers: dict[tuple[str, str], int] = {}
+    for i in mapper_rows:
+        mappers.setdefault((orig_h[i], resp_h[i]), int(i))
+    for i in np.flatnonzero(tcp & (resp_p >= DYNAMIC_PORT_MIN)):
+        req = mappers.get((orig_h[i], resp_h[i]))
+        if req is None or out[i].signature_id is not None or out[i].fits or ts[i] < ts[req]:
+            continue
+        what = (
+            "best effort: MS-RPC dynamic port after the endpoint mapper "
+            f"{orig_h[req]} -> {resp_h[req]}:{MSRPC_PORT}"
+        )
+        out[i] = _follow_on(out[req], uids[req], what)
+
+
+def apply_allows(flows: pd.DataFrame, decisions: list[Decision], site: Site) -> list[Decision]:
+    """Site allows turn findings (not expected/unmonitored) into expected."""
+    if not site.allows:
+        return decisions
+    out = list(decisions)
+    cols = zip(
+        flows["orig_h"].tolist(),
+        flows["resp_h"].tolist(),
+        flows["proto"].tolist(),
+        flows["resp_p"].tolist(),
+        strict=True,
+    )
+    for i, (oh, rh, proto, rp) in enumerate(cols):
+        if out[i].verdict in ("expected", "unmonitored"):
+            continue
+        allow = site.allow_for(oh, rh, proto, int(rp))
+        if allow is not None:
+            out[i] = Decision("expected", "info", out[i].system, allow.signature_id, allow.reason)
+    return out
+
+
+def _with_decisions(flows: pd.DataFrame, decisions: list[Decision]) -> pd.DataFrame:
+    def column(values: list[Any]) -> pd.Series:
+        return pd.Series(values, index=flows.index, dtype=object)
+
+    flows["system"] = column([d.system for d in decisions])
+    flows["signature_id"] = column([d.signature_id for d in decisions])
+    flows["verdict"] = column([d.verdict for d in decisions])
+    flows["severity"] = column([d.severity for d in decisions])
+    flows["reason"] = column([d.reason for d in decisions])
+    service = [
+        "tftp" if s is None and d.reason.startswith("TFTP transfer") else s
+        for s, d in zip(flows["service"], decisions, strict=True)
+    ]
+    flows["service"] = column(service)
+    return flows
+
+
+# --- findings ------------------------------------------------------------------------------
+
+FINDING_KEY = ["verdict", "signature_id", "orig_h", "resp_h", "proto", "resp_p"]
+NOT_FINDINGS = ("expected", "unmonitored")
+
+
+def build_findings(flows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (verdict, signature_id, orig_h, resp_h, proto, resp_p) of the flows
+    whose verdict is a finding; severity desc, then first_ts."""
+    columns = schema.column_names(schema.FINDINGS)
+    sub = flows[~flows["verdict"].isin(NOT_FINDINGS)]
+    if not len(sub):
+        return _empty(columns)
+    sub = sub.sort_values(["ts", "uid"], kind="stable").reset_index(drop=True)
+    sub = sub.assign(_sig=sub["signature_id"].fillna(""), _rank=sub["severity"].map(SEVERITY_RANK))
+    group = sub.groupby(["verdict", "_sig", "orig_h", "resp_h", "proto", "resp_p"], sort=False)
+    agg = group.agg(
+        first_ts=("ts", "min"),
+        last_ts=("last_ts", "max"),
+        flows=("uid", "size"),
+        orig_pkts=("orig_pkts", "sum"),
+        resp_pkts=("resp_pkts", "sum"),
+        orig_bytes=("orig_bytes", "sum"),
+        resp_bytes=("resp_bytes", "sum"),
+        _rank=("_rank", "max"),
+        system=("system", "first"),
+        signature_id=("signature_id", "first"),
+        message=("reason", "first"),
+        capture=("capture", "first"),
+    ).reset_index()
+    agg["uids"] = _uids_per_group(sub["uid"].to_numpy(dtype=object), group.ngroup().to_numpy())
+    agg["severity"] = [schema.SEVERITIES[r] for r in agg["_rank"]]
+    agg["message"] = [
+        m if n == 1 else f"{m} ({n} connections)"
+        for m, n in zip(agg["message"], agg["flows"], strict=True)
+    ]
+    agg = agg.sort_values(["_rank", "first_ts"], ascending=[False, True], kind="stable")
+    agg["signature_id"] = (
+        agg["signature_id"].astype(object).where(agg["signature_id"].notna(), None)
+    )
+    agg["system"] = agg["system"].astype(object).where(agg["system"].notna(), None)
+    return agg[columns].reset_index(drop=True)
+
+
+def _uids_per_group(uids: np.ndarray, group_no: np.ndarray) -> list[list[str]]:
+    """uids of each group (numbered 0..n-1 in order of appearance), in flow order."""
+    order = np.argsort(group_no, kind="stable")
+    bounds = np.flatnonzero(np.diff(group_no[order])) + 1
+    return [list(chunk) for chunk in np.split(uids[order], bounds)]
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return schema.empty_table(schema.FINDINGS).to_pandas()[columns]
+
+
+# --- hosts -----------------------------------------------------------------------------------
+
+
+def build_hosts(
+    result: FlowResult,
+    flows: pd.DataFrame,
+    roles: pd.DataFrame,
+    macs: Mapping[str, list[str]],
+    site: Site | None,
+    is_local: Callable[[str], bool],
+) -> pd.DataFrame:
+    """One row per unicast address of FlowResult.hosts."""
+    columns = schema.column_names(schema.HOSTS)
+    hosts = result.hosts
+    if not len(hosts):
+        return schema.empty_table(schema.HOSTS).to_pandas()[columns]
+    hosts = hosts[[_unicast(ip) for ip in hosts["ip"]]].reset_index(drop=True)
+    by_ip = roles.set_index("ip")
+    flow_systems = _flow_systems(flows)
+    rows = []
+    for rec in hosts.itertuples(index=False):
+        ip = rec.ip
+        local = is_local(ip)
+        found = macs.get(ip) if local else None
+        mac = found[0] if found else None
+        info = by_ip.loc[ip] if ip in by_ip.index else None
+        host_roles = list(info["roles"]) if info is not None else []
+        systems = set(flow_systems.get(ip, ())) | {ROLE_SYSTEM[r] for r in host_roles}
+        name = site.name_for(ip, frozenset(macs.get(ip, []))) if site is not None else None
+        rows.append(
+            {
+                "ip": ip,
+                "mac": mac,
+                "vendor": vendor(mac),
+                "role": info["role"] if info is not None else None,
+                "roles": host_roles,
+                "role_source": info["role_source"] if info is not None else None,
+                "role_evidence": info["role_evidence"] if info is not None else None,
+                "name": name,
+                "local": local,
+                "first_ts": rec.first_ts,
+                "last_ts": rec.last_ts,
+                "pkts": rec.pkts,
+                "bytes": rec.bytes,
+                "systems": sorted(systems),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _unicast(ip: str) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return True
+    if addr.is_multicast:
+        return False
+    return not (addr.version == 4 and str(addr) == "255.255.255.255")
+
+
+def _flow_systems(flows: pd.DataFrame) -> dict[str, set[str]]:
+    sub = flows[flows["system"].notna() & (flows["system"] != "common")]
+    out: dict[str, set[str]] = {}
+    for col in ("orig_h", "resp_h"):
+        for ip, system in zip(sub[col], sub["system"], strict=True):
+            out.setdefault(ip, set()).add(system)
+    return out

@@ -1,0 +1,506 @@
+"""Host roles: inferred from behaviour on distinctive ports, from the MAC vendor, or given
+by the site file (which always wins), plus a few per-connection facts both the role
+inference and the classifier need (answered? an answer to a broadcast? own MACs).
+
+    vendor("00:c0:3d:01:02:03")                          -> "WIESEMANN & THEIS GMBH"
+    infer_roles(flows, hosts, arp, catalog, site)        -> DataFrame[ip, role, roles,
+                                                            role_source, role_evidence]
+
+Evidence is counted per (host, role), one item per connection, so one odd connection does
+not flip a host's role: conflicting roles (e.g. isenet by one connection, sescomm_server
+by five) are resolved by majority and the loser is named in the evidence text.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol
+
+import netaddr
+import numpy as np
+import pandas as pd
+
+from .schema import ROLE_SYSTEM, ROLES
+from .signatures import Signature
+from .site import default_networks
+from .site import is_local as site_is_local
+
+# Zeek conn_state values in which the responder answered the handshake
+# (base/protocols/conn/main.zeek): evidence that it serves the port.
+ESTABLISHED_STATES: frozenset[str] = frozenset(
+    {"S1", "SF", "S2", "S3", "RSTO", "RSTR", "RSTRH", "SHR"}
+)
+# Signature statuses that describe real use of a port (reserved/placeholder do not).
+EVIDENCE_STATUSES: frozenset[str] = frozenset({"active", "rare", "obsolete", "auto-assigned"})
+# IEEE registry organisations of serial-to-Ethernet vendors named in the documents.
+WUT_ORGS: tuple[str, ...] = ("WIESEMANN & THEIS",)  # W&T com servers (GEMOS doc, section 3)
+LANTRONIX_ORGS: tuple[str, ...] = ("LANTRONIX",)
+# 00:20:4A is the prefix of Lantronix XPort modules (the ISENet's chip), although the IEEE
+# registry still lists its original holder (PRONET GMBH); Lantronix device documentation
+# gives 00-20-4A and 00-80-A3 as its MAC prefixes.
+LANTRONIX_OUIS: frozenset[int] = frozenset({0x00204A, 0x0080A3})
+DEVICE_ROLES: frozenset[str] = frozenset({"cmi", "isenet", "comserver"})
+# Roles one host cannot hold at once; the one with more evidence wins.
+EXCLUSIVE_PAIRS: frozenset[frozenset[str]] = frozenset(
+    {frozenset({a, b}) for a in DEVICE_ROLES for b in ROLES if a != b}
+    | {frozenset({"gemos_server", "gemos_client"}), frozenset({"sescomm_server", "sesam_client"})}
+)
+MAX_PEERS_NAMED = 3  # peers listed per evidence line before "and N more"
+ROLE_COLUMNS = ["ip", "role", "roles", "role_source", "role_evidence"]
+
+
+class CatalogLike(Protocol):
+    @property
+    def signatures(self) -> tuple[Signature, ...]: ...
+
+
+class SiteLike(Protocol):
+    @property
+    def path(self) -> str: ...
+
+    def is_local(self, ip: str) -> bool: ...
+
+    def roles_for(self, ip: str, macs: frozenset[str] = ...) -> tuple[str, ...]: ...
+
+
+# --- MAC vendor -------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=65536)
+def vendor(mac: str | None) -> str | None:
+    """Organisation of the MAC's OUI in netaddr's shipped IEEE registry, or None."""
+    if not mac:
+        return None
+    try:
+        oui = netaddr.EUI(mac).oui
+        return str(oui.registration().org).strip() or None
+    except (netaddr.AddrFormatError, netaddr.NotRegisteredError, IndexError, TypeError):
+        return None
+
+
+def _oui(mac: str) -> int | None:
+    try:
+        return int(netaddr.EUI(mac)) >> 24
+    except (netaddr.AddrFormatError, TypeError, ValueError):
+        return None
+
+
+def is_lantronix(mac: str | None) -> bool:
+    if not mac:
+        return False
+    org = (vendor(mac) or "").upper()
+    return any(o in org for o in LANTRONIX_ORGS) or _oui(mac) in LANTRONIX_OUIS
+
+
+def is_wut(mac: str | None) -> bool:
+    org = (vendor(mac) or "").upper()
+    return any(o in org for o in WUT_ORGS)
+
+
+# --- per-connection facts ---------------------------------------------------------------
+
+
+def answered(flows: pd.DataFrame) -> np.ndarray:
+    """True where the responder answered: TCP handshake completed (or mid-stream traffic
+    both ways), other transports any packet back. A rejected SYN is not an answer."""
+    state = flows["conn_state"].to_numpy()
+    resp_pkts = flows["resp_pkts"].to_numpy()
+    orig_pkts = flows["orig_pkts"].to_numpy()
+    tcp = flows["proto"].to_numpy() == "tcp"
+    established = np.isin(state, list(ESTABLISHED_STATES)) | (
+        (state == "OTH") & (resp_pkts > 0) & (orig_pkts > 0)
+    )
+    return np.where(tcp, established, resp_pkts > 0)
+
+
+def broadcast_flags(flows: pd.DataFrame) -> np.ndarray:
+    if "_resp_bcast" in flows.columns:
+        return flows["_resp_bcast"].fillna(False).to_numpy(dtype=bool)
+    return np.zeros(len(flows), dtype=bool)
+
+
+def broadcast_answers(flows: pd.DataFrame) -> np.ndarray:
+    """True for a unicast UDP flow A:pa -> B:pb where B broadcast from pb to pa: an
+    answer to a broadcast request (its own connection, contract "Originator")."""
+    out = np.zeros(len(flows), dtype=bool)
+    if not len(flows):
+        return out
+    bcast = broadcast_flags(flows)
+    udp = flows["proto"].to_numpy() == "udp"
+    requests = flows[bcast & udp]
+    if not len(requests):
+        return out
+    keys = set(
+        zip(
+            requests["orig_h"],
+            requests["orig_p"].astype(int),
+            requests["resp_p"].astype(int),
+            strict=True,
+        )
+    )
+    candidates = np.flatnonzero(udp & ~bcast)
+    sub = flows.iloc[candidates]
+    hits = [
+        (h, int(rp), int(op)) in keys
+        for h, rp, op in zip(sub["resp_h"], sub["resp_p"], sub["orig_p"], strict=True)
+    ]
+    out[candidates[np.asarray(hits, dtype=bool)]] = True
+    return out
+
+
+def own_macs(
+    flows: pd.DataFrame, arp: pd.DataFrame, hosts: pd.DataFrame, is_local: Callable[[str], bool]
+) -> dict[str, list[str]]:
+    """MACs seen as each local IP's own source, best first: ARP pairs (most frequent
+    first), then Ethernet sources of its IP packets. A MAC that is also the source of a
+    non-local address is a router's and is never taken as a local host's own MAC."""
+    pairs: list[tuple[str, str, int]] = []  # ip, mac, priority (0 = ARP)
+    if len(arp):
+        pairs += [(ip, mac, 0) for ip, mac in zip(arp["ip"], arp["mac"], strict=True) if mac]
+    for h, m in (("orig_h", "orig_mac"), ("resp_h", "resp_mac")):
+        if len(flows) and m in flows.columns:
+            sub = flows[[h, m]].dropna()
+            if h == "resp_h":
+                sub = sub[~broadcast_flags(flows)[flows.index.get_indexer(sub.index)]]
+            pairs += [(ip, mac, 1) for ip, mac in zip(sub[h], sub[m], strict=True)]
+    if len(hosts) and "mac" in hosts.columns:
+        pairs += [(ip, mac, 1) for ip, mac in zip(hosts["ip"], hosts["mac"], strict=True) if mac]
+    local = _memo(is_local)
+    routers = {mac for ip, mac, prio in pairs if prio == 1 and not local(ip)}
+    score: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+    for ip, mac, prio in pairs:
+        if not local(ip) or (prio == 1 and mac in routers):
+            continue
+        mac = str(mac).lower()
+        best, count = score[ip].get(mac, (prio, 0))
+        score[ip][mac] = (min(best, prio), count + 1)
+    return {
+        ip: sorted(macs, key=lambda m: (macs[m][0], -macs[m][1], m)) for ip, macs in score.items()
+    }
+
+
+def _memo(fn: Callable[[str], bool]) -> Callable[[str], bool]:
+    cache: dict[str, bool] = {}
+
+    def wrapped(ip: str) -> bool:
+        if ip not in cache:
+            cache[ip] = fn(ip)
+        return cache[ip]
+
+    return wrapped
+
+
+# --- evidence ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One observation: `ip` behaved like one of `roles` (several = ambiguous)."""
+
+    ip: str
+    roles: tuple[str, ...]
+    what: str  # "accepted 41796/tcp from", "opened 41801/tcp to", "MAC vendor Lantronix"
+    peer: str | None
+    weight: int  # connections
+
+
+def _sig_matches(sig: Signature, flows: pd.DataFrame) -> np.ndarray:
+    proto = flows["proto"].to_numpy()
+    if sig.transport in ("icmp", "icmp6"):
+        port = flows["orig_p"].to_numpy()
+    else:
+        port = flows["resp_p"].to_numpy()
+    mask = (proto == sig.transport) & np.isin(port, list(sig.ports))
+    if sig.orig_ports is not None:
+        mask &= np.isin(flows["orig_p"].to_numpy(), list(sig.orig_ports))
+    return mask
+
+
+def _scope_ok(sig: Signature, resp_local: np.ndarray) -> np.ndarray:
+    if sig.scope == "internet":
+        return ~resp_local
+    if sig.scope == "local":
+        return resp_local
+    return np.ones(len(resp_local), dtype=bool)
+
+
+def _label(sig: Signature, port: int) -> str:
+    return f"{port}/{sig.transport}" if sig.transport in ("tcp", "udp") else sig.transport
+
+
+def signature_evidence(
+    flows: pd.DataFrame, catalog: CatalogLike, is_local: Callable[[str], bool]
+) -> list[Evidence]:
+    """Evidence from connections matching distinctive signatures (contract "Generic vs
+    distinctive ports"): openers get the signature's orig roles, responders that
+    answered get its resp roles; an answer to a broadcast counts for the answering side."""
+    if not len(flows):
+        return []
+    local = _memo(is_local)
+    resp_local = np.fromiter((local(h) for h in flows["resp_h"]), dtype=bool, count=len(flows))
+    ans = answered(flows)
+    bcast = broadcast_flags(flows)
+    reply = broadcast_answers(flows)
+    items: list[Evidence] = []
+    for sig in catalog.signatures:
+        if sig.generic or sig.status not in EVIDENCE_STATUSES:
+            continue
+        mask = _sig_matches(sig, flows) & _scope_ok(sig, resp_local)
+        if not mask.any():
+            continue
+        items += _items_for(sig, flows, mask, ans, bcast, reply)
+    return items
+
+
+def _items_for(
+    sig: Signature,
+    flows: pd.DataFrame,
+    mask: np.ndarray,
+    ans: np.ndarray,
+    bcast: np.ndarray,
+    reply: np.ndarray,
+) -> list[Evidence]:
+    items: list[Evidence] = []
+    orig_roles = _ordered(sig.orig_roles)
+    resp_roles = _ordered(sig.resp_roles)
+    rows = np.flatnonzero(mask)
+    o_h = flows["orig_h"].to_numpy()[rows]
+    r_h = flows["resp_h"].to_numpy()[rows]
+    port = flows["resp_p"].to_numpy()[rows]
+    for k, i in enumerate(rows):
+        label = _label(sig, int(port[k]))
+        if reply[i]:  # the originator answers a broadcast request: the responding side
+            if resp_roles:
+                items.append(
+                    Evidence(o_h[k], resp_roles, f"answered {label} search from", r_h[k], 1)
+                )
+            continue
+        if orig_roles:
+            items.append(Evidence(o_h[k], orig_roles, f"opened {label} to", r_h[k], 1))
+        if resp_roles and ans[i] and not bcast[i]:
+            verb = "accepted" if sig.transport == "tcp" else "answered"
+            items.append(Evidence(r_h[k], resp_roles, f"{verb} {label} from", o_h[k], 1))
+    return items
+
+
+def _ordered(roles: Iterable[str]) -> tuple[str, ...]:
+    """A frozenset loses the catalog's order: use ROLES order, but Sesam's client first as
+    the document words it ("Sesam software (client or SesComm)"); the first role takes
+    an ambiguous item when the host has no other evidence."""
+    order = {"sesam_client": -1}
+    return tuple(sorted(roles, key=lambda r: (order.get(r, 0), ROLES.index(r))))
+
+
+def vendor_evidence(macs: Mapping[str, list[str]]) -> list[Evidence]:
+    """W&T OUI -> comserver; Lantronix OUI -> isenet or comserver (decided later by the
+    host's Sesam evidence)."""
+    items = []
+    for ip, found in macs.items():
+        if not found:
+            continue
+        mac = found[0]
+        if is_wut(mac):
+            items.append(Evidence(ip, ("comserver",), f"MAC vendor {vendor(mac)}", None, 1))
+        elif is_lantronix(mac):
+            items.append(Evidence(ip, ("isenet", "comserver"), "MAC vendor Lantronix", None, 1))
+    return items
+
+
+def dns_evidence(answers: pd.DataFrame, catalog: CatalogLike) -> list[Evidence]:
+    """Clients asking for the C.M.I.'s distinctive TA server names: supporting evidence for
+    cmi (counted only for a host with other cmi evidence: a DNS forwarder asks too)."""
+    names = {
+        n for s in catalog.signatures if s.system == "cmi" and not s.generic for n in s.remote_hosts
+    }
+    if not len(answers) or not names:
+        return []
+    asked = answers[answers["qname"].isin(names)].drop_duplicates(["client", "qname", "ts"])
+    return [
+        Evidence(c, ("cmi",), f"asked DNS for {q}", None, 1)
+        for c, q in zip(asked["client"], asked["qname"], strict=True)
+    ]
+
+
+# --- weighing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inferred:
+    roles: tuple[str, ...]  # strongest first
+    evidence: str
+
+
+def weigh(items: Iterable[Evidence]) -> dict[str, Inferred]:
+    """Per host: count evidence per role, resolve ambiguous items towards roles already
+    supported, drop conflicting roles by majority."""
+    by_host: dict[str, list[Evidence]] = defaultdict(list)
+    for item in items:
+        by_host[item.ip].append(item)
+    out = {}
+    for ip, host_items in by_host.items():
+        inferred = _weigh_host(host_items)
+        if inferred is not None:
+            out[ip] = inferred
+    return out
+
+
+def _weigh_host(items: list[Evidence]) -> Inferred | None:
+    firm = [i for i in items if len(i.roles) == 1 and not i.what.startswith("asked DNS")]
+    score: dict[str, int] = defaultdict(int)
+    for item in firm:
+        score[item.roles[0]] += item.weight
+    assigned: list[tuple[str, Evidence]] = [(i.roles[0], i) for i in firm]
+    for item in items:
+        if item.what.startswith("asked DNS"):
+            if score.get("cmi"):
+                assigned.append(("cmi", item))
+            continue
+        if len(item.roles) > 1:
+            role = _pick(item, score)
+            assigned.append((role, item))
+    totals: dict[str, int] = defaultdict(int)
+    for role, item in assigned:
+        totals[role] += item.weight
+    kept, dropped = _resolve(totals)
+    if not kept:
+        return None
+    text = _describe(kept, dropped, assigned, totals)
+    return Inferred(tuple(kept), text)
+
+
+def _pick(item: Evidence, score: Mapping[str, int]) -> str:
+    if item.what == "MAC vendor Lantronix":  # isenet only with Sesam evidence
+        sesam = sum(v for r, v in score.items() if ROLE_SYSTEM.get(r) == "sesam")
+        return "isenet" if sesam else "comserver"
+    supported = [r for r in item.roles if score.get(r)]
+    if supported:
+        return max(supported, key=lambda r: score[r])
+    return item.roles[0]
+
+
+def _resolve(totals: Mapping[str, int]) -> tuple[list[str], list[str]]:
+    kept: list[str] = []
+    dropped: list[str] = []
+    for role in sorted(totals, key=lambda r: (-totals[r], ROLES.index(r))):
+        if any(frozenset({role, k}) in EXCLUSIVE_PAIRS for k in kept):
+            dropped.append(role)
+        else:
+            kept.append(role)
+    return kept, dropped
+
+
+def _describe(
+    kept: list[str],
+    dropped: list[str],
+    assigned: list[tuple[str, Evidence]],
+    totals: Mapping[str, int],
+) -> str:
+    parts = []
+    for role in kept:
+        lines = _lines([i for r, i in assigned if r == role])
+        parts.append(f"{role}: {'; '.join(lines)}")
+    text = ". ".join(parts)
+    if dropped:
+        outweighed = ", ".join(f"{r} ({_conns(totals[r])})" for r in dropped)
+        text += f". Outweighs {outweighed}"
+    return text
+
+
+def _conns(n: int) -> str:
+    return f"{n} connection" if n == 1 else f"{n} connections"
+
+
+def _lines(items: list[Evidence]) -> list[str]:
+    groups: dict[str, dict[str, int]] = {}
+    for item in items:
+        peers = groups.setdefault(item.what, {})
+        if item.peer is not None:
+            peers[item.peer] = peers.get(item.peer, 0) + item.weight
+        else:
+            peers[""] = peers.get("", 0) + item.weight
+    out = []
+    for what, peers in groups.items():
+        if set(peers) == {""}:
+            out.append(what if what.startswith("MAC") else f"{what} ({peers['']} times)")
+            continue
+        names = sorted(p for p in peers if p)
+        shown = ", ".join(names[:MAX_PEERS_NAMED])
+        if len(names) > MAX_PEERS_NAMED:
+            shown += f" and {len(names) - MAX_PEERS_NAMED} more"
+        out.append(f"{what} {shown} ({_conns(sum(peers.values()))})")
+    return out
+
+
+# --- the whole table ------------------------------------------------------------------------
+
+
+def infer_roles(
+    flows: pd.DataFrame,
+    hosts: pd.DataFrame,
+    arp: pd.DataFrame,
+    catalog: CatalogLike,
+    site: SiteLike | None,
+    *,
+    dns: pd.DataFrame | None = None,
+    is_local: Callable[[str], bool] | None = None,
+    macs: Mapping[str, list[str]] | None = None,
+) -> pd.DataFrame:
+    """Roles of every address in `hosts` (and any flow endpoint) with where they came
+    from. `dns` is services.dns_answers' table (optional supporting evidence)."""
+    local = is_local or (site.is_local if site is not None else default_is_local)
+    if macs is None:
+        macs = own_macs(flows, arp, hosts, local)
+    items = signature_evidence(flows, catalog, local) + vendor_evidence(macs)
+    if dns is not None:
+        items += dns_evidence(dns, catalog)
+    inferred = weigh(items)
+    addresses = _addresses(flows, hosts, arp)
+    rows = [_row(ip, inferred.get(ip), site, macs.get(ip, [])) for ip in addresses]
+    return pd.DataFrame(rows, columns=ROLE_COLUMNS)
+
+
+def _addresses(flows: pd.DataFrame, hosts: pd.DataFrame, arp: pd.DataFrame) -> list[str]:
+    seen: dict[str, None] = {}
+    if len(hosts):
+        seen.update(dict.fromkeys(hosts["ip"]))
+    if len(arp):
+        seen.update(dict.fromkeys(arp["ip"]))
+    if len(flows):
+        seen.update(dict.fromkeys(flows["orig_h"]))
+        keep = ~broadcast_flags(flows)
+        seen.update(dict.fromkeys(flows["resp_h"].to_numpy()[keep]))
+    return list(seen)
+
+
+def _row(
+    ip: str, inferred: Inferred | None, site: SiteLike | None, macs: list[str]
+) -> dict[str, Any]:
+    site_roles = site.roles_for(ip, frozenset(macs)) if site is not None else ()
+    if site_roles:
+        return {
+            "ip": ip,
+            "role": site_roles[0],
+            "roles": list(site_roles),
+            "role_source": "site",
+            "role_evidence": f"given in {site.path}" if site is not None else None,
+        }
+    if inferred is None:
+        return {"ip": ip, "role": None, "roles": [], "role_source": None, "role_evidence": None}
+    return {
+        "ip": ip,
+        "role": inferred.roles[0],
+        "roles": list(inferred.roles),
+        "role_source": "inferred",
+        "role_evidence": inferred.evidence,
+    }
+
+
+def default_is_local(ip: str) -> bool:
+    """Contract default local networks (RFC 1918, link-local, ULA) without a site file."""
+    return site_is_local(ip, DEFAULT_NETWORKS)
+
+
+DEFAULT_NETWORKS = default_networks()
