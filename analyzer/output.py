@@ -45,7 +45,7 @@ def metadata(info: RunInfo) -> dict[str, str]:
         "pcapclass.signatures_sha256": info.signatures_sha256,
         "pcapclass.site_sha256": info.site_sha256 or "",
         "pcapclass.capture": json.dumps(
-            {"name": cap.name, "size": cap.size, "sha256": cap.sha256}, sort_keys=True
+            {"name": Path(cap.name).name, "size": cap.size, "sha256": cap.sha256}, sort_keys=True
         ),
         "pcapclass.packets": str(cap.packets),
         "pcapclass.skipped": json.dumps(dict(sorted(cap.skipped.items()))),

@@ -83,7 +83,11 @@ def analyze(
     effective = catalog.with_overrides(site.overrides) if site and site.overrides else catalog
 
     with Capture(capture, batch_packets=batch_packets) as cap:
-        table = FlowTable(capture_name=cap.stats.name, service_ports=effective.service_ports())
+        # The file name, not the path: uids and the capture column must not depend on where
+        # the file lies (same input -> same uid).
+        table = FlowTable(
+            capture_name=Path(cap.stats.name).name, service_ports=effective.service_ports()
+        )
         for raw in cap.batches():
             table.add(decode_batch(raw, cap.stats.skipped))
             if progress is not None:

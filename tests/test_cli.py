@@ -167,3 +167,21 @@ def test_internal_error_exit_3(tmp_path: Path, monkeypatch) -> None:
     assert res.stderr.splitlines()[-1] == (
         "pcapclass: error: internal error (RuntimeError: flow table invariant broken); "
         "please report it")
+
+
+@pytest.mark.skipif(not (SAMPLES / "cmi_site.pcap.gz").exists(), reason="sample missing")
+def test_uids_do_not_depend_on_where_the_capture_lies(tmp_path: Path) -> None:
+    import shutil
+
+    (tmp_path / "elsewhere").mkdir()
+    copy = tmp_path / "elsewhere" / "cmi_site.pcap.gz"
+    shutil.copy(SAMPLES / "cmi_site.pcap.gz", copy)
+    run(str(SAMPLES / "cmi_site.pcap.gz"), "-o", "a", cwd=tmp_path)
+    run("elsewhere/cmi_site.pcap.gz", "-o", "b", cwd=tmp_path)
+    a = pq.read_table(tmp_path / "a" / "flows.parquet")
+    b = pq.read_table(tmp_path / "b" / "flows.parquet")
+    assert a.num_rows > 0
+    assert a.column("uid").to_pylist() == b.column("uid").to_pylist()
+    assert set(a.column("capture").to_pylist()) == {"cmi_site.pcap.gz"}
+    assert read_metadata(tmp_path / "b" / "flows.parquet")["pcapclass.capture"].startswith(
+        '{"name": "cmi_site.pcap.gz"')
