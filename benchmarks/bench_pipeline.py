@@ -73,12 +73,17 @@ class Run:
 
 def run_child(name: str, argv: list[str], *, cwd: Path = ROOT) -> Run:
     """Run argv, return wall time and the child's own peak RSS (os.wait4)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    # Output goes to temporary files, not pipes: a child printing more than a pipe holds
+    # (pcapclass's findings table) would block forever while we sit in wait4.
+    with tempfile.TemporaryFile() as out_fh, tempfile.TemporaryFile() as err_fh:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=out_fh, stderr=err_fh)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        out_fh.seek(0)
+        err_fh.seek(0)
+        out = out_fh.read().decode(errors="replace")
+        err = err_fh.read().decode(errors="replace")
     code = os.waitstatus_to_exitcode(status)
     ok = code in (0, 1)  # pcapclass exits 1 when it has findings
     note = "" if ok else f"exit {code}: {(err or out).strip().splitlines()[-1:]}"
