@@ -20,6 +20,14 @@ from analyzer.reader import Capture
 FRAMES = [bytes([i]) * (60 + 7 * i) for i in range(3)]  # distinct content and lengths
 
 
+@pytest.fixture(params=[True, False], ids=["mmap", "readinto"])
+def both_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Regular files are memory-mapped; the readinto ring serves gzip and stdin. Tests
+    using this fixture run once through each."""
+    monkeypatch.setattr(reader, "MAP_FILES", request.param)
+    return bool(request.param)
+
+
 def read_all(path: str | Path, **kw: int) -> tuple[reader.CaptureStats, list[dict]]:
     rows = []
     with Capture(path, **kw) as cap:
@@ -66,7 +74,9 @@ def pcap_bytes(
         (">", True, "pcap-be-nsec"),
     ],
 )
-def test_pcap_byte_orders_and_resolutions(tmp_path: Path, order: str, nsec: bool, fmt: str) -> None:
+def test_pcap_byte_orders_and_resolutions(
+    tmp_path: Path, both_paths: bool, order: str, nsec: bool, fmt: str
+) -> None:
     p = tmp_path / "x.cap"
     p.write_bytes(pcap_bytes(order, nsec, linktype=113))
     stats, rows = read_all(p)
@@ -101,7 +111,7 @@ def test_dpkt_writer_pcap_and_small_batches(tmp_path: Path) -> None:
     ]
 
 
-def test_header_only_capture_is_empty_not_an_error(tmp_path: Path) -> None:
+def test_header_only_capture_is_empty_not_an_error(tmp_path: Path, both_paths: bool) -> None:
     p = tmp_path / "empty.pcap"
     p.write_bytes(pcap_bytes(records=[]))
     stats, rows = read_all(p)
@@ -110,7 +120,7 @@ def test_header_only_capture_is_empty_not_an_error(tmp_path: Path) -> None:
 
 
 def test_chunk_boundaries_and_oversized_carry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    both_paths: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Tiny chunks and headroom: every record straddles chunks and takes the copy path."""
     frames = [bytes([i % 256]) * (40 + 13 * i) for i in range(40)]
@@ -164,7 +174,7 @@ def epb(order: str, iface: int, ts: int, data: bytes, wirelen: int | None = None
     )
 
 
-def test_pcapng_sections_interfaces_resolutions(tmp_path: Path) -> None:
+def test_pcapng_sections_interfaces_resolutions(tmp_path: Path, both_paths: bool) -> None:
     le, be = "<", ">"
     raw = (
         shb(le)
@@ -224,7 +234,7 @@ def test_pcapng_dpkt_writer(tmp_path: Path) -> None:
     assert [r["ts_ns"] for r in rows] == [(1_650_000_000 + i) * 10**9 for i in range(3)]
 
 
-def test_pcapng_bad_block_length_stops_with_warning(tmp_path: Path) -> None:
+def test_pcapng_bad_block_length_stops_with_warning(tmp_path: Path, both_paths: bool) -> None:
     o = "<"
     good = shb(o) + idb(o, 1) + epb(o, 0, 5, FRAMES[0])
     bad = bytearray(epb(o, 0, 6, FRAMES[1]))
@@ -320,7 +330,7 @@ def test_not_a_capture_and_missing_file(tmp_path: Path) -> None:
         Capture(gz).__enter__()
 
 
-def test_pcap_header_cut_short_is_an_error(tmp_path: Path) -> None:
+def test_pcap_header_cut_short_is_an_error(tmp_path: Path, both_paths: bool) -> None:
     p = tmp_path / "h.pcap"
     p.write_bytes(pcap_bytes()[:10])
     with pytest.raises(CaptureError) as exc:
@@ -333,7 +343,7 @@ def test_pcap_header_cut_short_is_an_error(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------- damage
 
 
-def test_cut_short_file_keeps_complete_records(tmp_path: Path) -> None:
+def test_cut_short_file_keeps_complete_records(tmp_path: Path, both_paths: bool) -> None:
     data = pcap_bytes()
     third = 24 + (16 + len(FRAMES[0])) + (16 + len(FRAMES[1]))
     p = tmp_path / "cut.pcap"
@@ -347,7 +357,7 @@ def test_cut_short_file_keeps_complete_records(tmp_path: Path) -> None:
     ]
 
 
-def test_corrupt_caplen_stops_reading(tmp_path: Path) -> None:
+def test_corrupt_caplen_stops_reading(tmp_path: Path, both_paths: bool) -> None:
     recs = [(1, 0, FRAMES[0], 60), (2, 0, b"", 0), (3, 0, FRAMES[2], 74)]
     data = bytearray(pcap_bytes(records=recs))
     at = 24 + 16 + 60
