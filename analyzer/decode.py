@@ -39,7 +39,7 @@ Reason keys counted in `skipped` (one packet, one reason: the first check it fai
     llc                       IEEE 802.3 frame with an LLC header (type field <= 1500)
     loopback_af:<n>           NULL/LOOP address family that is neither IPv4 nor IPv6
     bad_ip_version            raw-IP link type whose first nibble is neither 4 nor 6
-    truncated_link_header     caplen shorter than the link header (and its VLAN tags)
+    truncated_link_header     caplen shorter than the link header and its VLAN tags (raw IP: 0)
     truncated_arp             ARP shorter than 28 bytes
     unsupported_arp           ARP that is not Ethernet/IPv4 (htype 1, ptype 0x0800, 6/4)
     truncated_ipv4_header     fewer bytes captured than 20 or the IHL says
@@ -125,9 +125,9 @@ MAX_IPV6_EXT = 8  # extension headers walked (Linux's default limit is 8 too)
 IPV6_EXT = (0, 43, 44, 51, 60)  # hop-by-hop, routing, fragment, AH, destination options
 PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMP6 = 6, 17, 1, 58
 LINK_WIN = 32  # Ethernet + 4 tags + ethertype, SLL2 + 3 tags
-L3_WIN = 64  # IPv4 with up to 44 bytes of options + ... / IPv6 fixed header + 24
+L3_WIN = 40  # IPv6 fixed header (IPv4 fields and ARP need less)
 L4_WIN = 16  # TCP ports, seq, ack, data offset, flags
-HEAD_WIN = 96  # gathered once per packet: link header + IPv4/IPv6 + TCP for common packets
+HEAD_WIN = 64  # gathered once per packet: Ethernet + IPv4 + TCP/UDP of common packets
 IPV4_MAPPED = np.uint64(0x0000_FFFF_0000_0000)
 
 # fixed reason codes (0 = decoded); variable keys (linktype:, ethertype:, loopback_af:)
@@ -229,10 +229,12 @@ def _link_layer(
     )
     first = int(lt[0])
     if (lt == first).all():
-        groups = [(first, None)]
+        groups: list[tuple[int, np.ndarray | None]] = [(first, None)]
     else:
         groups = [(int(v), np.flatnonzero(lt == v)) for v in np.unique(lt)]
     walk_tags = False
+    family = np.zeros(n, dtype=np.int64)  # NULL/LOOP address family
+    empty = np.zeros(n, dtype=bool)  # raw IP with caplen 0
     for value, rows in groups:
         sel = slice(None) if rows is None else rows
         win = head[:, :LINK_WIN] if rows is None else head[rows, :LINK_WIN]
@@ -247,18 +249,22 @@ def _link_layer(
             walk_tags = True
         elif value in (LT_RAW, *LT_RAW_ALT, LT_IPV4, LT_IPV6):
             link.et[sel] = _raw_ip(win, value)
+            empty[sel] = caplen[sel] < 1  # not even a version nibble
         elif value in (LT_NULL, LT_LOOP):
             link.l3[sel] = 4
-            link.et[sel] = _loopback(win, value, skipped)
+            link.et[sel], family[sel] = _loopback(win, value)
         else:
             skipped[f"linktype:{value}"] += count
             reason[sel] = COUNTED
             continue
-    _fail(reason, caplen < link.l3, R["truncated_link_header"])
+    _fail(reason, (caplen < link.l3) | empty, R["truncated_link_header"])
+    unknown_af = (link.et == -3) & (reason == 0)
+    if unknown_af.any():
+        _count_keys(skipped, "loopback_af:{}", family[unknown_af])
+        reason[unknown_af] = COUNTED
     if walk_tags:
         _vlan_tags(raw.buf, raw.data_off, caplen, link, reason)
     _fail(reason, link.et == -2, R["bad_ip_version"])
-    reason[(link.et == -3) & (reason == 0)] = COUNTED  # loopback_af: counted already
     other = (reason == 0) & (link.et != ET_IPV4) & (link.et != ET_IPV6) & (link.et != ET_ARP)
     llc = other & link.has_mac & (link.et <= ETHER_MAX_LEN)  # an 802.3 length, not a type
     if llc.any():
@@ -290,7 +296,8 @@ def _raw_ip(win: np.ndarray, value: int) -> np.ndarray | int:
     return np.where(version == 4, ET_IPV4, np.where(version == 6, ET_IPV6, -2))
 
 
-def _loopback(win: np.ndarray, value: int, skipped: Counter[str]) -> np.ndarray:
+def _loopback(win: np.ndarray, value: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ethertype or -3, address family) of NULL/LOOP headers."""
     be = win.view(">u4")[:, 0].astype(np.int64)
     if value == LT_LOOP:
         af = be
@@ -298,8 +305,7 @@ def _loopback(win: np.ndarray, value: int, skipped: Counter[str]) -> np.ndarray:
         le = win.view("<u4")[:, 0].astype(np.int64)
         af = np.where(le < 0x10000, le, be)
     et = np.where(af == AF_INET, ET_IPV4, np.where(np.isin(af, AF_INET6), ET_IPV6, -3))
-    _count_keys(skipped, "loopback_af:{}", af[et == -3])
-    return et
+    return et, af
 
 
 def _vlan_tags(

@@ -230,12 +230,14 @@ def _transport(data: bytes, l4: int, ip_payload: int, f: dict[str, Any]) -> dict
         else:
             hdr = data[l4 : l4 + need]
             if tcp:
-                seg = dpkt.tcp.TCP(hdr)
-                doff = seg.off * 4
+                doff = (hdr[12] >> 4) * 4  # checked first: dpkt rejects a data offset < 5
                 if doff < 20 or doff > ip_payload:
                     return "bad_tcp_header"
+                seg = dpkt.tcp.TCP(hdr)
+                # dpkt's flags hold 12 bits (NS and reserved too); the contract's are byte 13
+                flags = seg.flags & 0xFF
                 f.update(
-                    sport=seg.sport, dport=seg.dport, seq=seg.seq, ack=seg.ack, tcp_flags=seg.flags
+                    sport=seg.sport, dport=seg.dport, seq=seg.seq, ack=seg.ack, tcp_flags=flags
                 )
             else:
                 if ip_payload < 8:

@@ -11,6 +11,8 @@ RSS comes from os.wait4 (ru_maxrss of that child alone). Contenders:
   reader     analyzer.reader + analyzer.decode alone (what the hot path costs)
   tshark     `tshark -r FILE -q -z conv,tcp -z conv,udp`
   dpkt       dpkt.pcap.Reader + dpkt.ethernet.Ethernet on every packet (a naive Python decoder)
+  breakdown  reader + decode in-process: wall time without interpreter start-up, and CPU
+             time of the main thread (record scan, decode) and of the helper threads
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,27 @@ with Capture(sys.argv[1]) as cap:
     for raw in cap.batches():
         kept += decode_batch(raw, cap.stats.skipped).n
 print(cap.stats.packets, kept, cap.stats.sha256)
+"""
+
+BREAKDOWN_SNIPPET = """
+import resource, sys, time
+from analyzer.reader import Capture
+from analyzer.decode import decode_batch
+r0 = resource.getrusage(resource.RUSAGE_SELF)
+t0, main0 = time.perf_counter(), time.thread_time()
+dec = 0.0
+with Capture(sys.argv[1]) as cap:
+    for raw in cap.batches():
+        d0 = time.thread_time()
+        pb = decode_batch(raw, cap.stats.skipped)
+        dec += time.thread_time() - d0
+wall, main = time.perf_counter() - t0, time.thread_time() - main0
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+n = cap.stats.packets
+print(f"in-process reader+decode: {wall:.2f} s wall ({n / wall / 1e6:.2f} M packets/s); "
+      f"CPU: main thread {main:.2f} s (scan + batch arrays {main - dec:.2f} s, "
+      f"decode {dec:.2f} s), helper threads (read/SHA-256) {cpu - main:.2f} s")
 """
 
 DPKT_SNIPPET = """
@@ -71,22 +95,29 @@ class Run:
     note: str = ""
 
 
-def run_child(name: str, argv: list[str], *, cwd: Path = ROOT) -> Run:
-    """Run argv, return wall time and the child's own peak RSS (os.wait4)."""
+def run_child(name: str, argv: list[str], *, timeout_s: float, cwd: Path = ROOT) -> Run:
+    """Run argv, return wall time and the child's own peak RSS (os.wait4); a child still
+    running after timeout_s is killed and reported as not finished."""
     # Output goes to temporary files, not pipes: a child printing more than a pipe holds
     # (pcapclass's findings table) would block forever while we sit in wait4.
     with tempfile.TemporaryFile() as out_fh, tempfile.TemporaryFile() as err_fh:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=cwd, stdout=out_fh, stderr=err_fh)
+        timer = threading.Timer(timeout_s, proc.kill)
+        timer.start()
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
+        timer.cancel()
         out_fh.seek(0)
         err_fh.seek(0)
         out = out_fh.read().decode(errors="replace")
         err = err_fh.read().decode(errors="replace")
     code = os.waitstatus_to_exitcode(status)
     ok = code in (0, 1)  # pcapclass exits 1 when it has findings
-    note = "" if ok else f"exit {code}: {(err or out).strip().splitlines()[-1:]}"
+    if not ok and wall >= timeout_s:
+        note = f"did not finish within {timeout_s:.0f} s"
+    else:
+        note = "" if ok else f"exit {code}: {(err or out).strip().splitlines()[-1:]}"
     return Run(name, wall, usage.ru_maxrss / 1024, ok, note)
 
 
@@ -102,6 +133,7 @@ def contenders(capture: Path, outdir: Path) -> dict[str, list[str] | str]:
         if tshark
         else "skipped: tshark is not installed",
         "dpkt": [PYTHON, "-c", DPKT_SNIPPET, str(capture)],
+        "breakdown": [PYTHON, "-c", BREAKDOWN_SNIPPET, str(capture)],
     }
 
 
@@ -126,8 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=None, help="default: packets / 100")
     ap.add_argument(
         "--only",
-        default="pcapclass,reader,tshark,dpkt",
-        help="comma-separated subset of contenders",
+        default="pcapclass,reader,tshark,dpkt,breakdown",
+        help="comma-separated subset of contenders (breakdown: where reader+decode "
+        "spend their CPU time, measured in-process)",
+    )
+    ap.add_argument(
+        "--timeout-s",
+        type=float,
+        default=900.0,
+        help="kill a contender still running after this many seconds (default 900)",
     )
     args = ap.parse_args(argv)
     conns = args.connections or max(1, args.packets // 100)
@@ -149,21 +188,26 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(cmd, str):
                 print(f"{name:10s} {cmd}")
                 continue
-            run = run_child(name, cmd)
+            if name == "breakdown":  # prints its own figures
+                done_run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+                print(done_run.stdout.strip() or done_run.stderr.strip().splitlines()[-1])
+                continue
+            run = run_child(name, cmd, timeout_s=args.timeout_s)
             results[name] = run
-            rate = args.packets / run.wall_s / 1e6
+            rate = args.packets / run.wall_s / 1e6 if run.ok else 0.0
             status = "" if run.ok else f"  FAILED ({run.note})"
             print(
                 f"{name:10s} {run.wall_s:7.2f} s  {rate:6.2f} M packets/s  "
                 f"peak RSS {run.peak_rss_mib:7.1f} MiB{status}"
             )
-    base = results.get("pcapclass") or results.get("reader")
+    done = {name: run for name, run in results.items() if run.ok}
+    base = done.get("pcapclass") or done.get("reader")
     if base is not None:
         for other in ("tshark", "dpkt"):
-            if other in results:
-                print(f"{base.name} vs {other}: {results[other].wall_s / base.wall_s:.1f}x faster")
-        if "pcapclass" in results and "reader" in results:
-            share = results["reader"].wall_s / results["pcapclass"].wall_s
+            if other in done:
+                print(f"{base.name} vs {other}: {done[other].wall_s / base.wall_s:.1f}x faster")
+        if "pcapclass" in done and "reader" in done:
+            share = done["reader"].wall_s / done["pcapclass"].wall_s
             print(f"reader+decode share of the end-to-end time: {share:.0%}")
     return 0 if all(r.ok for r in results.values()) else 1
 

@@ -25,7 +25,7 @@ import dpkt
 import numpy as np
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
-FORMAT_VERSION = 1  # bump when the generated traffic changes (invalidates the cache)
+FORMAT_VERSION = 2  # bump when the generated traffic changes (invalidates the cache)
 SEED = 1
 CAPTURE_SPAN_S = 3600.0  # one hour of traffic
 START_TS = 1_700_000_000.0  # 2023-11-14, an arbitrary fixed epoch
@@ -124,39 +124,53 @@ def _connection_sizes(rng: np.random.Generator, packets: int, connections: int) 
     return sizes
 
 
-def _conn_packets(
-    rng: np.random.Generator, c: int, n: int, tcp: bool, v6: bool, vlan: bool
-) -> list[bytes]:
-    up, down, ip_off, l4_off = _templates(c, v6, vlan, tcp, rng)
-    frames: list[bytes] = []
-    if not tcp:
-        for k in range(n):
-            size = int(rng.integers(20, 300))
-            frames.append(_frame(up if k % 2 == 0 else down, ip_off, l4_off, v6, False, size))
-        return frames
-    cs, ss = int(rng.integers(0, 2**32)), int(rng.integers(0, 2**32))
-    m = 2**32
-    frames.append(_frame(up, ip_off, l4_off, v6, True, 0, 0x02, cs, 0))
-    frames.append(_frame(down, ip_off, l4_off, v6, True, 0, 0x12, ss, (cs + 1) % m))
-    cs, ss = (cs + 1) % m, (ss + 1) % m
-    frames.append(_frame(up, ip_off, l4_off, v6, True, 0, 0x10, cs, ss))
-    data = n - 6
-    req = int(rng.integers(40, 200))
-    for k in range(data):
-        phase = k % 4
+class _Conn:
+    """One connection's templates and sequence numbers; frames are made in order, one at
+    a time, so memory does not grow with the capture (10 M packets fit in a few MB)."""
+
+    def __init__(
+        self, rng: np.random.Generator, c: int, n: int, tcp: bool, v6: bool, vlan: bool
+    ) -> None:
+        self.up, self.down, self.ip_off, self.l4_off = _templates(c, v6, vlan, tcp, rng)
+        self.n, self.tcp, self.v6 = n, tcp, v6
+        self.cs, self.ss = int(rng.integers(0, 2**32)), int(rng.integers(0, 2**32))
+        self.req = int(rng.integers(40, 200))
+        self.sizes = rng.integers(20, 300, n) if not tcp else rng.integers(200, MSS + 1, n)
+
+    def frame(self, k: int) -> bytes:
+        if not self.tcp:  # request / response datagrams
+            tpl = self.up if k % 2 == 0 else self.down
+            return _frame(tpl, self.ip_off, self.l4_off, self.v6, False, int(self.sizes[k]))
+        m = 2**32
+        up, down = self.up, self.down
+        if k == 0:
+            return self._tcp(up, 0, 0x02, self.cs, 0)
+        if k == 1:
+            return self._tcp(down, 0, 0x12, self.ss, (self.cs + 1) % m)
+        if k == 2:
+            self.cs, self.ss = (self.cs + 1) % m, (self.ss + 1) % m
+            return self._tcp(up, 0, 0x10, self.cs, self.ss)
+        last = self.n - 1
+        if k == last - 2:
+            return self._tcp(up, 0, 0x11, self.cs, self.ss)
+        if k == last - 1:
+            return self._tcp(down, 0, 0x11, self.ss, (self.cs + 1) % m)
+        if k == last:
+            return self._tcp(up, 0, 0x10, (self.cs + 1) % m, (self.ss + 1) % m)
+        phase = (k - 3) % 4
         if phase == 0:  # request
-            frames.append(_frame(up, ip_off, l4_off, v6, True, req, 0x18, cs, ss))
-            cs = (cs + req) % m
-        elif phase in (1, 2):  # full-size response segments
-            size = MSS if phase == 1 else int(rng.integers(200, MSS + 1))
-            frames.append(_frame(down, ip_off, l4_off, v6, True, size, 0x18, ss, cs))
-            ss = (ss + size) % m
-        else:  # pure ACK
-            frames.append(_frame(up, ip_off, l4_off, v6, True, 0, 0x10, cs, ss))
-    frames.append(_frame(up, ip_off, l4_off, v6, True, 0, 0x11, cs, ss))
-    frames.append(_frame(down, ip_off, l4_off, v6, True, 0, 0x11, ss, (cs + 1) % m))
-    frames.append(_frame(up, ip_off, l4_off, v6, True, 0, 0x10, (cs + 1) % m, (ss + 1) % m))
-    return frames
+            out = self._tcp(up, self.req, 0x18, self.cs, self.ss)
+            self.cs = (self.cs + self.req) % m
+            return out
+        if phase in (1, 2):  # full-size response segments
+            size = MSS if phase == 1 else int(self.sizes[k])
+            out = self._tcp(down, size, 0x18, self.ss, self.cs)
+            self.ss = (self.ss + size) % m
+            return out
+        return self._tcp(up, 0, 0x10, self.cs, self.ss)  # pure ACK
+
+    def _tcp(self, tpl: bytearray, size: int, flags: int, seq: int, ack: int) -> bytes:
+        return _frame(tpl, self.ip_off, self.l4_off, self.v6, True, size, flags, seq, ack)
 
 
 def generate(packets: int, connections: int, path: Path) -> None:
@@ -171,8 +185,8 @@ def generate(packets: int, connections: int, path: Path) -> None:
     ts = start[conn_of] + dur[conn_of] * k / np.repeat(sizes, sizes)
     order = np.argsort(ts, kind="stable")
     kind = rng.random((connections, 3))
-    frames: list[list[bytes]] = [
-        _conn_packets(
+    conns = [
+        _Conn(
             rng,
             c,
             int(sizes[c]),
@@ -190,7 +204,7 @@ def generate(packets: int, connections: int, path: Path) -> None:
         for c, j, t in zip(
             conn_sorted.tolist(), k_sorted.tolist(), ts_sorted.tolist(), strict=True
         ):
-            writer.writepkt(frames[c][j], ts=t)
+            writer.writepkt(conns[c].frame(j), ts=t)
     tmp.replace(path)
 
 
