@@ -23,7 +23,6 @@ site allows turn findings into expected last.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -783,7 +782,7 @@ def build_hosts(
     if not len(hosts):
         return schema.empty_table(schema.HOSTS).to_pandas()[columns]
     hosts = hosts[[_unicast(ip) for ip in hosts["ip"]]].reset_index(drop=True)
-    by_ip = roles.set_index("ip")
+    by_ip = {rec["ip"]: rec for rec in roles.to_dict("records")}
     flow_systems = _flow_systems(flows)
     rows = []
     for rec in hosts.itertuples(index=False):
@@ -791,7 +790,7 @@ def build_hosts(
         local = is_local(ip)
         found = macs.get(ip) if local else None
         mac = found[0] if found else None
-        info = by_ip.loc[ip] if ip in by_ip.index else None
+        info = by_ip.get(ip)
         host_roles = list(info["roles"]) if info is not None else []
         systems = set(flow_systems.get(ip, ())) | {ROLE_SYSTEM[r] for r in host_roles}
         name = site.name_for(ip, frozenset(macs.get(ip, []))) if site is not None else None
@@ -817,13 +816,15 @@ def build_hosts(
 
 
 def _unicast(ip: str) -> bool:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return True
-    if addr.is_multicast:
+    """False for IPv4 limited broadcast and multicast (224/4) and IPv6 multicast (ff00::/8).
+    String tests on the canonical forms flows writes; no ipaddress object per host."""
+    if ":" in ip:
+        group = ip.split(":", 1)[0]
+        return not (len(group) == 4 and group.lower().startswith("ff"))
+    if ip == "255.255.255.255":
         return False
-    return not (addr.version == 4 and str(addr) == "255.255.255.255")
+    first = ip.split(".", 1)[0]
+    return not (first.isdigit() and 224 <= int(first) <= 239)
 
 
 def _flow_systems(flows: pd.DataFrame) -> dict[str, set[str]]:

@@ -75,7 +75,8 @@ Semantics (Zeek conn.log, with the contract's "Precise rules"):
 - hosts: built from the connections: pkts / bytes (IP bytes) / first_ts / last_ts over
   every connection the address takes part in; mac = the MAC of its first connection in
   which it sent a packet. Broadcast, multicast and unspecified addresses are left out.
-- dns: every UDP packet from port 53 (not later fragments), payload as captured.
+- dns: every UDP packet from port 53 (not later fragments), payload as captured; with
+  dns_names given, only those whose payload mentions one of the names.
 - Speed: no per-packet Python. Per batch, keys are hashed to 64 bits, grouped with one
   sort of (hash | position) values and verified word by word; keys are looked up in a
   sorted array of live keys (np.searchsorted); counters are per-segment reductions
@@ -89,6 +90,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -310,8 +313,17 @@ class FlowTable:
         tcp_idle_timeout_s: float = TCP_IDLE_TIMEOUT_S,
         udp_idle_timeout_s: float = UDP_IDLE_TIMEOUT_S,
         icmp_idle_timeout_s: float = ICMP_IDLE_TIMEOUT_S,
+        dns_names: Iterable[str] | None = None,
     ) -> None:
         self.capture_name = capture_name
+        # DNS responses are kept only where they mention one of these names (None: all).
+        # Classification needs the answers for the catalog's documented destinations
+        # only; keeping every response made memory grow with the capture's length.
+        self._dns_names = (
+            re.compile(b"|".join(map(re.escape, _dns_wire_names(dns_names))) or b"(?!)", re.I)
+            if dns_names is not None
+            else None
+        )
         self._service = _service_table(service_ports)
         timeouts = np.full(256, int(udp_idle_timeout_s * 1e9), dtype=np.int64)
         timeouts[PROTO_TCP] = int(tcp_idle_timeout_s * 1e9)
@@ -405,14 +417,22 @@ class FlowTable:
         )
         if rows.size == 0:
             return
+        ends = pk.payload_off[rows] + pk.caplen_payload[rows]
+        payloads = [
+            buf[o:e].tobytes()
+            for o, e in zip(pk.payload_off[rows].tolist(), ends.tolist(), strict=True)
+        ]
+        if self._dns_names is not None:
+            search = self._dns_names.search
+            wanted = [search(p) is not None for p in payloads]
+            rows = rows[np.asarray(wanted, dtype=bool)]
+            payloads = [p for p, w in zip(payloads, wanted, strict=True) if w]
+            if rows.size == 0:
+                return
         self._dns.append(
             (pk.ts_ns[rows], pk.dst_hi[rows], pk.dst_lo[rows], pk.src_hi[rows], pk.src_lo[rows])
         )
-        ends = pk.payload_off[rows] + pk.caplen_payload[rows]
-        self._dns_payloads.extend(
-            buf[o:e].tobytes()
-            for o, e in zip(pk.payload_off[rows].tolist(), ends.tolist(), strict=True)
-        )
+        self._dns_payloads.extend(payloads)
 
     def _account(self, pk: _Packets, buf: np.ndarray) -> None:
         keys = _canonical_keys(pk)
@@ -724,6 +744,17 @@ class FlowTable:
                 "payload": payload,
             }
         )
+
+
+def _dns_wire_names(names: Iterable[str]) -> tuple[bytes, ...]:
+    """Lower-case DNS wire encodings of host names (cmi.ta.co.at -> 3 cmi 2 ta 2 co 2 at 0).
+    The question name of a response is never compressed, so a response about one of
+    these names contains its encoding verbatim."""
+    out = []
+    for name in names:
+        labels = [lab.encode("ascii") for lab in name.lower().strip(".").split(".") if lab]
+        out.append(b"".join(bytes([len(lab)]) + lab for lab in labels) + b"\x00")
+    return tuple(out)
 
 
 # --- per-batch packet views ----------------------------------------------------------------

@@ -86,7 +86,9 @@ def analyze(
         # The file name, not the path: uids and the capture column must not depend on where
         # the file lies (same input -> same uid).
         table = FlowTable(
-            capture_name=Path(cap.stats.name).name, service_ports=effective.service_ports()
+            capture_name=Path(cap.stats.name).name,
+            service_ports=effective.service_ports(),
+            dns_names={name for sig in catalog.signatures for name in sig.remote_hosts},
         )
         for raw in cap.batches():
             table.add(decode_batch(raw, cap.stats.skipped))

@@ -69,19 +69,28 @@ class SiteLike(Protocol):
 # --- MAC vendor -------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=65536)
 def vendor(mac: str | None) -> str | None:
     """Organisation of the MAC's OUI in netaddr's shipped IEEE registry, or None."""
-    if not mac:
-        return None
+    oui = _oui(mac) if mac else None
+    return None if oui is None else _vendor_of_oui(oui)
+
+
+@lru_cache(maxsize=65536)
+def _vendor_of_oui(oui: int) -> str | None:
+    # Cached per OUI, not per MAC: a site has thousands of MACs but few vendors.
     try:
-        oui = netaddr.EUI(mac).oui
-        return str(oui.registration().org).strip() or None
-    except (netaddr.AddrFormatError, netaddr.NotRegisteredError, IndexError, TypeError):
+        return str(netaddr.OUI(oui).registration().org).strip() or None
+    except (netaddr.NotRegisteredError, IndexError, TypeError, ValueError):
         return None
 
 
 def _oui(mac: str) -> int | None:
+    """The 24-bit OUI of a MAC; the canonical aa:bb:cc:dd:ee:ff form without netaddr."""
+    if len(mac) == 17 and mac[2] == ":" and mac[5] == ":":
+        try:
+            return int(mac[0:2] + mac[3:5] + mac[6:8], 16)
+        except ValueError:
+            return None
     try:
         return int(netaddr.EUI(mac)) >> 24
     except (netaddr.AddrFormatError, TypeError, ValueError):

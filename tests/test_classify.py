@@ -554,3 +554,24 @@ def test_empty_capture_gives_empty_typed_tables(catalog, site):
     assert (len(c.flows), len(c.findings), len(c.hosts)) == (0, 0, 0)
     assert list(c.findings.columns) == schema.column_names(schema.FINDINGS)
     assert list(c.hosts.columns) == schema.column_names(schema.HOSTS)
+
+
+@pytest.mark.parametrize(
+    ("ip", "unicast"),
+    [
+        ("ff02::fb", False),
+        ("FF05::1:3", False),
+        ("ff::1", True),  # 00ff::1, not in ff00::/8
+        ("fe80::1", True),
+        ("224.0.0.251", False),
+        ("239.255.255.250", False),
+        ("255.255.255.255", False),
+        ("223.255.255.255", True),
+        ("240.0.0.1", True),
+        ("10.0.0.1", True),
+    ],
+)
+def test_unicast_test_used_for_host_rows(ip: str, unicast: bool) -> None:
+    from analyzer.classify import _unicast
+
+    assert _unicast(ip) is unicast

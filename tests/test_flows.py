@@ -608,3 +608,21 @@ def test_idle_keys_leave_the_live_index_without_changing_results():
     assert len(table._live.h) <= 8  # pruned every PRUNE_EVERY_BATCHES batches
     frame = table.finish().flows
     assert len(frame) == 40 and frame["orig_p"].tolist() == list(range(40000, 40040))
+
+
+def test_dns_responses_kept_only_when_they_mention_a_wanted_name():
+    """With dns_names, responses about other names are dropped at collection time (memory
+    must not grow with the capture); the match is on the uncompressed question name and
+    ignores case (DNS 0x20)."""
+    wanted = b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x03CMI\x02ta\x02co\x02at\x00"
+    other = b"\x12\x35\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x03www\x02ta\x02co\x02de\x00"
+    suffix_only = b"\x12\x36\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x04xcmi\x02ta\x02co\x02at\x00"
+    rows = [
+        udp(0.1, S, 53, C, 40000, wanted),
+        udp(0.2, S, 53, C, 40001, other),
+        udp(0.3, S, 53, C, 40002, suffix_only),
+    ]
+    dns = run(rows, dns_names={"cmi.ta.co.at", "api.ta.co.at"}).dns
+    assert dns["payload"].tolist() == [wanted]
+    assert run(rows, dns_names=set()).dns.empty
+    assert len(run(rows).dns) == 3  # no filter: every response

@@ -212,3 +212,13 @@ def test_vendor_lookup_from_the_ieee_registry():
     assert not is_lantronix("00:c0:3d:01:02:03")
     assert vendor("not a mac") is None
     assert vendor(None) is None
+
+
+def test_vendor_accepts_any_mac_spelling_and_caches_per_oui() -> None:
+    from analyzer.roles import _vendor_of_oui, vendor
+
+    assert vendor("00-C0-3D-01-B3-31") == vendor("00:c0:3d:ff:ff:ff") == "WIESEMANN & THEIS GMBH"
+    assert vendor("not a mac") is None and vendor(None) is None and vendor("") is None
+    before = _vendor_of_oui.cache_info().currsize
+    vendor("00:c0:3d:12:34:56")
+    assert _vendor_of_oui.cache_info().currsize == before  # same OUI, no new entry
