@@ -17,11 +17,11 @@ demo: $(STAMP)
 	$(BIN)/pcapclass sample_pcaps/mixed_site.pcapng --site sample_pcaps/mixed_site.site.toml -o pcapclass-out/demo --fail-on critical; \
 	  rc=$$?; [ $$rc -le 1 ] || exit $$rc
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check analyzer tests benchmarks
+	$(BIN)/ruff check analyzer tests benchmarks sample_pcaps
 	$(BIN)/mypy analyzer
 
 bench: $(STAMP)

@@ -80,7 +80,11 @@ def analyze(
         outdir = default_outdir(capture)
     # The site's port overrides count as service ports for the originator rule; classify
     # applies the same overrides to the catalog itself.
-    effective = catalog.with_overrides(site.overrides) if site and site.overrides else catalog
+    effective = (
+        catalog.with_overrides({k: sorted(v) for k, v in site.overrides.items()})
+        if site is not None and site.overrides
+        else catalog
+    )
 
     with Capture(capture, batch_packets=batch_packets) as cap:
         # The file name, not the path: uids and the capture column must not depend on where
