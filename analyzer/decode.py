@@ -75,6 +75,35 @@ FRAG_LATER = 2  # offset > 0: no transport header
 NO_VLAN = -1
 
 
+# The per-packet header fields of a PacketBatch that a decoder determines; the dpkt
+# reference decoder returns the same names, and the differential tests compare them.
+HEADER_FIELDS: tuple[str, ...] = (
+    "kind",
+    "src_mac",
+    "dst_mac",
+    "has_mac",
+    "vlan",
+    "inner_vlan",
+    "ip_version",
+    "src_hi",
+    "src_lo",
+    "dst_hi",
+    "dst_lo",
+    "proto",
+    "ip_len",
+    "frag",
+    "ip_id",
+    "sport",
+    "dport",
+    "has_l4",
+    "tcp_flags",
+    "seq",
+    "ack",
+    "payload_len",
+    "caplen_payload",
+)
+
+
 @dataclass
 class PacketBatch:
     index: np.ndarray  # int64 record number in the capture

@@ -13,6 +13,7 @@ from analyzer.decode import (
     FRAG_FIRST,
     FRAG_LATER,
     FRAG_NONE,
+    HEADER_FIELDS,
     KIND_ARP,
     KIND_IP,
     NO_VLAN,
@@ -113,32 +114,7 @@ def decode(frames: list[tuple[bytes, int]], **kw: list[int]) -> tuple[PacketBatc
 
 
 def row(pb: PacketBatch, k: int = 0) -> dict[str, int]:
-    names = (
-        "kind",
-        "src_mac",
-        "dst_mac",
-        "has_mac",
-        "vlan",
-        "inner_vlan",
-        "ip_version",
-        "src_hi",
-        "src_lo",
-        "dst_hi",
-        "dst_lo",
-        "proto",
-        "ip_len",
-        "frag",
-        "ip_id",
-        "sport",
-        "dport",
-        "has_l4",
-        "tcp_flags",
-        "seq",
-        "ack",
-        "payload_len",
-        "caplen_payload",
-    )
-    return {n: int(getattr(pb, n)[k]) for n in names}
+    return {n: int(getattr(pb, n)[k]) for n in HEADER_FIELDS}
 
 
 def payload(pb: PacketBatch, k: int = 0) -> bytes:

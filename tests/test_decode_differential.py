@@ -10,35 +10,11 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLES, public_params
 
-from analyzer.decode import decode_batch
+from analyzer.decode import HEADER_FIELDS, decode_batch
 from analyzer.reader import Capture
 from analyzer.refdecode import decode_record
 
-FIELDS = (
-    "kind",
-    "src_mac",
-    "dst_mac",
-    "has_mac",
-    "vlan",
-    "inner_vlan",
-    "ip_version",
-    "src_hi",
-    "src_lo",
-    "dst_hi",
-    "dst_lo",
-    "proto",
-    "ip_len",
-    "frag",
-    "ip_id",
-    "sport",
-    "dport",
-    "has_l4",
-    "tcp_flags",
-    "seq",
-    "ack",
-    "payload_len",
-    "caplen_payload",
-)
+FIELDS = HEADER_FIELDS
 # Captures where the two legitimately differ: none so far. Add "path": "reason" here.
 KNOWN_DIFFERENCES: dict[str, str] = {}
 MAX_PACKETS = 20_000  # the reference is slow; larger captures are compared on a prefix
