@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
-from .flows import FlowResult
+from .flows import FlowResult, is_unicast_text
 from .roles import broadcast_answers, broadcast_flags, infer_roles, own_macs, vendor
 from .roles import default_is_local as _default_is_local
 from .schema import ROLE_SYSTEM, SEVERITY_RANK, VERDICT_PRECEDENCE, VERDICT_SEVERITY
@@ -781,7 +781,7 @@ def build_hosts(
     hosts = result.hosts
     if not len(hosts):
         return schema.empty_table(schema.HOSTS).to_pandas()[columns]
-    hosts = hosts[[_unicast(ip) for ip in hosts["ip"]]].reset_index(drop=True)
+    hosts = hosts[[is_unicast_text(ip) for ip in hosts["ip"]]].reset_index(drop=True)
     by_ip = {rec["ip"]: rec for rec in roles.to_dict("records")}
     flow_systems = _flow_systems(flows)
     rows = []
@@ -813,18 +813,6 @@ def build_hosts(
             }
         )
     return pd.DataFrame(rows, columns=columns)
-
-
-def _unicast(ip: str) -> bool:
-    """False for IPv4 limited broadcast and multicast (224/4) and IPv6 multicast (ff00::/8).
-    String tests on the canonical forms flows writes; no ipaddress object per host."""
-    if ":" in ip:
-        group = ip.split(":", 1)[0]
-        return not (len(group) == 4 and group.lower().startswith("ff"))
-    if ip == "255.255.255.255":
-        return False
-    first = ip.split(".", 1)[0]
-    return not (first.isdigit() and 224 <= int(first) <= 239)
 
 
 def _flow_systems(flows: pd.DataFrame) -> dict[str, set[str]]:

@@ -98,6 +98,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analyzer import schema
 from analyzer.decode import FRAG_FIRST, FRAG_LATER, KIND_ARP, NO_VLAN, PacketBatch
 
 HEAD_BYTES = 128  # payload bytes kept per direction for service recognition
@@ -149,34 +150,19 @@ ICMP6_PAIRS: tuple[tuple[int, int], ...] = (
     (144, 145),
 )
 
+# Classify fills these columns of schema.FLOWS; the flow table produces all the others,
+# in the schema's order, plus internal columns that output drops.
+CLASSIFICATION_COLUMNS: tuple[str, ...] = (
+    "system",
+    "signature_id",
+    "verdict",
+    "severity",
+    "reason",
+)
+INTERNAL_COLUMNS: tuple[str, ...] = ("_orig_head", "_resp_head", "_resp_bcast")
 FLOW_COLUMNS: tuple[str, ...] = (
-    "uid",
-    "ts",
-    "last_ts",
-    "duration",
-    "proto",
-    "orig_h",
-    "orig_p",
-    "resp_h",
-    "resp_p",
-    "orig_evidence",
-    "orig_mac",
-    "resp_mac",
-    "vlan",
-    "inner_vlan",
-    "orig_pkts",
-    "resp_pkts",
-    "orig_bytes",
-    "resp_bytes",
-    "orig_ip_bytes",
-    "resp_ip_bytes",
-    "conn_state",
-    "history",
-    "service",
-    "capture",
-    "_orig_head",
-    "_resp_head",
-    "_resp_bcast",
+    *(c.name for c in schema.FLOWS if c.name not in CLASSIFICATION_COLUMNS),
+    *INTERNAL_COLUMNS,
 )
 HOST_COLUMNS: tuple[str, ...] = ("ip", "mac", "first_ts", "last_ts", "pkts", "bytes")
 ARP_COLUMNS: tuple[str, ...] = ("ip", "mac", "ts")
@@ -1423,7 +1409,7 @@ def _hosts_frame(flows: pd.DataFrame) -> pd.DataFrame:
             )
         )
     both = pd.concat(sides, ignore_index=True)
-    unicast = {ip: _is_unicast_text(ip) for ip in both["ip"].unique().tolist()}
+    unicast = {ip: is_unicast_text(ip) for ip in both["ip"].unique().tolist()}
     both = both[both["ip"].map(unicast).astype(bool)]
     grouped = both.groupby("ip", sort=True)
     hosts = grouped.agg(
@@ -1439,14 +1425,14 @@ def _hosts_frame(flows: pd.DataFrame) -> pd.DataFrame:
     return hosts[list(HOST_COLUMNS)]
 
 
-def _is_unicast_text(ip: str) -> bool:
+def is_unicast_text(ip: str) -> bool:
     """Not broadcast, multicast or unspecified (the test of _is_bcast, on the text that
-    _addr_text writes)."""
+    _addr_text writes). The one unicast test for address strings; classify uses it too."""
     if ip in ("0.0.0.0", "::"):
         return False
     if ":" in ip:
         first = ip.split(":", 1)[0]
-        return not (len(first) == 4 and first.startswith("ff"))
+        return not (len(first) == 4 and first.lower().startswith("ff"))
     return not (ip.endswith(".255") or 224 <= int(ip.split(".", 1)[0]) <= 239)
 
 

@@ -566,12 +566,12 @@ def test_empty_capture_gives_empty_typed_tables(catalog, site):
         ("224.0.0.251", False),
         ("239.255.255.250", False),
         ("255.255.255.255", False),
-        ("223.255.255.255", True),
+        ("223.255.255.255", False),  # x.x.x.255: directed broadcast (flows' /24 rule)
         ("240.0.0.1", True),
         ("10.0.0.1", True),
     ],
 )
 def test_unicast_test_used_for_host_rows(ip: str, unicast: bool) -> None:
-    from analyzer.classify import _unicast
+    from analyzer.flows import is_unicast_text
 
-    assert _unicast(ip) is unicast
+    assert is_unicast_text(ip) is unicast
