@@ -128,8 +128,7 @@ def test_demo_capture_fail_on_levels(tmp_path: Path) -> None:
     severities = {f["severity"] for f in obj["findings"]}
     assert "critical" in severities  # the inbound connection from the internet to the C.M.I.
     assert r.returncode == 1 == obj["exit_code"]
-    # Raising the threshold above every finding turns the exit code to 0 only if no
-    # finding is critical; the demo has one, so --fail-on critical still exits 1.
+    # the demo has a critical finding, so even the highest threshold exits 1
     r = run(cap, "--site", site, "-o", "o2", "--fail-on", "critical", cwd=tmp_path)
     assert r.returncode == 1
     assert "inbound_to_cmi" in r.stdout.decode()
@@ -185,3 +184,17 @@ def test_uids_do_not_depend_on_where_the_capture_lies(tmp_path: Path) -> None:
     assert set(a.column("capture").to_pylist()) == {"cmi_site.pcap.gz"}
     assert read_metadata(tmp_path / "b" / "flows.parquet")["pcapclass.capture"].startswith(
         '{"name": "cmi_site.pcap.gz"')
+
+
+@pytest.mark.skipif(not (SAMPLES / "sesam_site.sll2.pcap").exists(), reason="sample missing")
+def test_findings_below_the_threshold_exit_0(tmp_path: Path) -> None:
+    """The Sesam sample's only findings are `rare` (low): exit 0 at the default threshold
+    (high), 1 with --fail-on low."""
+    cap = str(SAMPLES / "sesam_site.sll2.pcap")
+    site = str(SAMPLES / "sesam_site.site.toml")
+    r = run(cap, "--site", site, "-o", "a", "--json", cwd=tmp_path)
+    obj = json.loads(r.stdout)
+    assert {f["severity"] for f in obj["findings"]} == {"low"}
+    assert r.returncode == 0 == obj["exit_code"]
+    r = run(cap, "--site", site, "-o", "b", "--fail-on", "low", cwd=tmp_path)
+    assert r.returncode == 1
