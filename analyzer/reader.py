@@ -156,7 +156,19 @@ class CaptureStats:
 # --------------------------------------------------------------------------- byte sources
 
 
-class _StoredSource:
+class _Replaying:
+    """Bytes taken by peek() are handed out again by the next reads."""
+
+    _prefix: bytes = b""
+
+    def _replay_into(self, out: memoryview) -> int:
+        k = min(len(self._prefix), len(out))
+        out[:k] = self._prefix[:k]
+        self._prefix = self._prefix[k:]
+        return k
+
+
+class _StoredSource(_Replaying):
     """The file as stored: counts and hashes every byte read; replays peeked bytes."""
 
     def __init__(self, fh: BinaryIO) -> None:
@@ -177,10 +189,7 @@ class _StoredSource:
 
     def readinto(self, out: memoryview) -> int:
         if self._prefix:
-            k = min(len(self._prefix), len(out))
-            out[:k] = self._prefix[:k]
-            self._prefix = self._prefix[k:]
-            return k
+            return self._replay_into(out)
         n = self._fh.readinto(out) or 0  # type: ignore[attr-defined]  # every binary file has it
         if n:
             self.sha.update(out[:n])
@@ -203,7 +212,7 @@ class _StoredSource:
             pass
 
 
-class _GzipSource:
+class _GzipSource(_Replaying):
     """Decompressed view of a gzip stream; replays peeked bytes."""
 
     def __init__(self, stored: _StoredSource) -> None:
@@ -220,10 +229,7 @@ class _GzipSource:
 
     def readinto(self, out: memoryview) -> int:
         if self._prefix:
-            k = min(len(self._prefix), len(out))
-            out[:k] = self._prefix[:k]
-            self._prefix = self._prefix[k:]
-            return k
+            return self._replay_into(out)
         # read1: one decompression step per call, so a damaged stream loses little
         data = self._gz.read1(len(out))
         out[: len(data)] = data
