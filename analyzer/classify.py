@@ -74,6 +74,9 @@ ICMP_NAMES: dict[tuple[str, int], str] = {
     ("icmp", 8): "echo request",
     ("icmp6", 128): "echo request",
 }
+# Stand-ins for the two addresses in the reason of a class of flows (decide_all); never
+# part of an address or of any other text, replaced by render().
+ORIG, RESP = "\x1e", "\x1f"
 MIDSTREAM = frozenset({"port", "first_packet"})  # orig_evidence without a handshake seen
 TFTP_PORT = 69  # RFC 1350
 MSRPC_PORT = 135  # endpoint mapper; dynamic ports follow (best effort)
@@ -140,10 +143,31 @@ class Context:
     primary: Mapping[str, str]
     is_local: Callable[[str], bool]
     resolved: Mapping[str, frozenset[str]]  # DNS name -> addresses in this capture
+    names: Mapping[str, frozenset[str]]  # address -> DNS names that resolved to it
     cmi_local: tuple[Signature, ...]  # documented services of a C.M.I. towards it
 
     def roles_of(self, ip: str) -> frozenset[str]:
         return self.roles.get(ip, frozenset())
+
+    def names_of(self, ip: str) -> frozenset[str]:
+        return self.names.get(ip, frozenset())
+
+    def host_class(self, ip: str) -> tuple[Any, ...]:
+        """Everything a decision reads about one host besides its address."""
+        return (self.roles_of(ip), self.primary.get(ip), self.is_local(ip), self.names_of(ip))
+
+    def bound(self, orig: str, resp: str) -> Context:
+        """This context for a class of flows: the placeholders ORIG and RESP stand for
+        hosts like `orig` and `resp`."""
+        hosts = ((ORIG, orig), (RESP, resp))
+        local = {token: self.is_local(ip) for token, ip in hosts}
+        return replace(
+            self,
+            roles={token: self.roles_of(ip) for token, ip in hosts},
+            primary={token: self.primary[ip] for token, ip in hosts if ip in self.primary},
+            is_local=local.__getitem__,
+            names={token: self.names_of(ip) for token, ip in hosts},
+        )
 
 
 # --- entry point ------------------------------------------------------------------------
@@ -167,8 +191,8 @@ def classify(result: FlowResult, catalog: Catalog, site: Site | None) -> Classif
     ctx = _context(catalog, roles, is_local, answers)
     flows["service"] = pd.Series(
         recognise_all(
-            flows["proto"],
-            flows["resp_p"],
+            flows["proto"].tolist(),
+            flows["resp_p"].tolist(),
             _heads(flows, "_orig_head"),
             _heads(flows, "_resp_head"),
         ),
@@ -199,7 +223,7 @@ def _memo(fn: Callable[[str], bool]) -> Callable[[str], bool]:
 
 def _heads(flows: pd.DataFrame, column: str) -> Iterable[bytes | None]:
     if column in flows.columns:
-        return flows[column]
+        return flows[column].tolist()
     return [None] * len(flows)
 
 
@@ -211,22 +235,24 @@ def _context(
         for port in sig.ports:
             index.setdefault((sig.transport, port), []).append(sig)
     resolved: dict[str, set[str]] = {}
-    for name, addr in zip(answers["qname"], answers["answer"], strict=True):
+    names: dict[str, set[str]] = {}
+    for name, addr in zip(answers["qname"].tolist(), answers["answer"].tolist(), strict=True):
         resolved.setdefault(name, set()).add(addr)
+        names.setdefault(addr, set()).add(name)
     cmi_local = tuple(
         s
         for s in catalog.signatures
         if s.system == "cmi" and s.scope != "internet" and _may_accept(s, "cmi")
     )
     with_roles = roles[roles["roles"].map(len) > 0]
+    ips = with_roles["ip"].tolist()
     return Context(
         signatures={k: tuple(v) for k, v in index.items()},
-        roles={
-            ip: frozenset(r) for ip, r in zip(with_roles["ip"], with_roles["roles"], strict=True)
-        },
-        primary=dict(zip(with_roles["ip"], with_roles["role"], strict=True)),
+        roles={ip: frozenset(r) for ip, r in zip(ips, with_roles["roles"].tolist(), strict=True)},
+        primary=dict(zip(ips, with_roles["role"].tolist(), strict=True)),
         is_local=is_local,
         resolved={k: frozenset(v) for k, v in resolved.items()},
+        names={k: frozenset(v) for k, v in names.items()},
         cmi_local=cmi_local,
     )
 
@@ -262,45 +288,97 @@ def _payload_kind(head: Any) -> str | None:
 
 
 def decide_all(flows: pd.DataFrame, ctx: Context) -> list[Decision]:
-    """decide() for every flow. Flows that agree on everything the decision reads (the
-    ephemeral originator port aside, where no signature looks at it) are decided once."""
-    sensitive = {
-        (s.transport, p)
-        for sigs in ctx.signatures.values()
-        for s in sigs
-        if s.orig_ports is not None
-        for p in s.ports
-    }
-    cols = zip(
-        flows["proto"].tolist(),
-        flows["orig_h"].tolist(),
-        flows["orig_p"].tolist(),
-        flows["resp_h"].tolist(),
-        flows["resp_p"].tolist(),
-        flows["conn_state"].tolist(),
-        flows["orig_evidence"].tolist(),
-        list(_heads(flows, "_orig_head")),
-        broadcast_flags(flows).tolist(),
-        broadcast_answers(flows).tolist(),
-        strict=True,
+    """decide() for every flow, once per class of flows that agree on everything a
+    decision reads: transport, ports (the originator's only where a signature, ICMP or the
+    reversed reading looks at it), connection state, payload kind where a signature asks,
+    broadcast facts, and of each host its roles, locality and DNS names but not its
+    address. A class's reason names its hosts by ORIG and RESP; render() fills them in per
+    flow. A site with many hosts has few classes: tens instead of one per host pair."""
+    n = len(flows)
+    if not n:
+        return []
+    proto = flows["proto"].to_numpy(dtype=object)
+    orig_p = flows["orig_p"].to_numpy(dtype=np.int64)
+    resp_p = flows["resp_p"].to_numpy(dtype=np.int64)
+    tcp = proto == "tcp"
+    icmp = np.isin(proto, ICMP_TRANSPORTS)
+    midstream = tcp & np.isin(flows["orig_evidence"].to_numpy(dtype=object), list(MIDSTREAM))
+    bcast = broadcast_flags(flows)
+    reply = broadcast_answers(flows)
+    exact = icmp | midstream | reply | _on_ports(proto, resp_p, ctx, lambda s: s.orig_ports)
+    payload = _payload_codes(flows, tcp & _on_ports(proto, resp_p, ctx, lambda s: s.payload))
+    codes, addresses = pd.factorize(pd.concat([flows["orig_h"], flows["resp_h"]]))
+    host_ids: dict[tuple[Any, ...], int] = {}
+    host_class = np.array(
+        [host_ids.setdefault(ctx.host_class(ip), len(host_ids)) for ip in addresses.tolist()],
+        dtype=np.int64,
     )
-    cache: dict[tuple[Any, ...], Decision] = {}
-    out = []
-    for proto, oh, op, rh, rp, state, evidence, head, bc, rep in cols:
-        icmp = proto in ICMP_TRANSPORTS
-        midstream = proto == "tcp" and evidence in MIDSTREAM
-        payload = _payload_kind(head) if proto == "tcp" and head else None
-        exact = icmp or midstream or rep or (proto, rp) in sensitive
-        key = (proto, oh, op if exact else -1, rh, rp, state, midstream, payload, bc, rep)
-        hit = cache.get(key)
-        if hit is None:
-            op, rp = int(op), int(rp)
-            view = FlowView(
-                proto, oh, op, rh, rp, _kind(proto, state, op), midstream, payload, bc, rep
-            )
-            hit = cache[key] = decide(ctx, view)
-        out.append(hit)
+    keys = pd.DataFrame(
+        {
+            "proto": pd.factorize(proto)[0],
+            "orig": host_class[codes[:n]],
+            "resp": host_class[codes[n:]],
+            "orig_p": np.where(exact, orig_p, -1),
+            "resp_p": resp_p,
+            "state": pd.factorize(flows["conn_state"])[0],
+            "midstream": midstream,
+            "payload": payload,
+            "bcast": bcast,
+            "reply": reply,
+        }
+    )
+    group = keys.groupby(list(keys.columns), sort=False).ngroup().to_numpy()
+    _, first = np.unique(group, return_index=True)
+    orig_h, resp_h = flows["orig_h"].to_numpy(dtype=object), flows["resp_h"].to_numpy(dtype=object)
+    state = flows["conn_state"].to_numpy(dtype=object)
+    decided = []
+    for i in first.tolist():
+        op, rp = int(orig_p[i]), int(resp_p[i])
+        view = FlowView(
+            proto[i],
+            ORIG,
+            op,
+            RESP,
+            rp,
+            _kind(proto[i], state[i], op),
+            bool(midstream[i]),
+            PAYLOAD_KINDS[payload[i]],
+            bool(bcast[i]),
+            bool(reply[i]),
+        )
+        decided.append(decide(ctx.bound(orig_h[i], resp_h[i]), view))
+    return [decided[g] for g in group.tolist()]
+
+
+PAYLOAD_KINDS: tuple[str | None, ...] = (None, "http", "not_http")
+
+
+def _on_ports(
+    proto: np.ndarray, resp_p: np.ndarray, ctx: Context, has: Callable[[Signature], Any]
+) -> np.ndarray:
+    """Flows on a (transport, port) of a signature for which `has` is true."""
+    out = np.zeros(len(proto), dtype=bool)
+    wanted = {key for key, sigs in ctx.signatures.items() if any(has(s) for s in sigs)}
+    for transport, port in wanted:
+        out |= (resp_p == port) & (proto == transport)
     return out
+
+
+def _payload_codes(flows: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """Index into PAYLOAD_KINDS of each flow's originator payload, for `rows` only."""
+    out = np.zeros(len(flows), dtype=np.int64)
+    if "_orig_head" not in flows.columns or not rows.any():
+        return out
+    heads = flows["_orig_head"].to_numpy(dtype=object)
+    for i in np.flatnonzero(rows).tolist():
+        kind = _payload_kind(heads[i])
+        out[i] = 0 if kind is None else PAYLOAD_KINDS.index(kind)
+    return out
+
+
+def render(d: Decision, orig_h: str, resp_h: str) -> str:
+    """The reason of `d` with the placeholders of its class replaced by the addresses."""
+    return d.reason.replace(ORIG, orig_h).replace(RESP, resp_h)
 
 
 def decide(ctx: Context, f: FlowView) -> Decision:
@@ -480,7 +558,7 @@ def _check_destination(ctx: Context, f: FlowView, sig: Signature, head: str) -> 
     if not names:
         return None
     addresses = frozenset().union(*(ctx.resolved[n] for n in names))
-    if f.resp_h in addresses:
+    if ctx.names_of(f.resp_h) & set(names):
         reason = (
             f"{head}, documented {_direction_text(sig)} ({_doc(sig)}); {f.resp_h} is an "
             f"address {' or '.join(names)} resolved to in this capture"
@@ -639,12 +717,14 @@ def _tftp_transfers(flows: pd.DataFrame, out: list[Decision]) -> None:
         if req is None or ts[i] < ts[req]:
             continue
         what = f"TFTP transfer answering the request {orig_h[req]} -> {resp_h[req]}:{TFTP_PORT}"
-        out[i] = _follow_on(out[req], uids[req], what)
+        out[i] = _follow_on(out[req], uids[req], what, orig_h[req], resp_h[req])
 
 
-def _follow_on(request: Decision, uid: str, what: str) -> Decision:
+def _follow_on(request: Decision, uid: str, what: str, orig_h: str, resp_h: str) -> Decision:
+    """The request's decision for a follow-on flow, its reason rendered with the request's
+    own addresses."""
     prefix = f"{what} (uid {uid}); same verdict as the request: "
-    return replace(request, reason=prefix + request.reason)
+    return replace(request, reason=prefix + render(request, orig_h, resp_h))
 
 
 def _msrpc_dynamic(flows: pd.DataFrame, out: list[Decision]) -> None:
@@ -669,7 +749,7 @@ def _msrpc_dynamic(flows: pd.DataFrame, out: list[Decision]) -> None:
             "best effort: MS-RPC dynamic port after the endpoint mapper "
             f"{orig_h[req]} -> {resp_h[req]}:{MSRPC_PORT}"
         )
-        out[i] = _follow_on(out[req], uids[req], what)
+        out[i] = _follow_on(out[req], uids[req], what, orig_h[req], resp_h[req])
 
 
 def apply_allows(flows: pd.DataFrame, decisions: list[Decision], site: Site) -> list[Decision]:
@@ -701,10 +781,11 @@ def _with_decisions(flows: pd.DataFrame, decisions: list[Decision]) -> pd.DataFr
     flows["signature_id"] = column([d.signature_id for d in decisions])
     flows["verdict"] = column([d.verdict for d in decisions])
     flows["severity"] = column([d.severity for d in decisions])
-    flows["reason"] = column([d.reason for d in decisions])
+    hosts = zip(flows["orig_h"].tolist(), flows["resp_h"].tolist(), strict=True)
+    flows["reason"] = column([render(d, o, r) for d, (o, r) in zip(decisions, hosts, strict=True)])
     service = [
         "tftp" if s is None and d.reason.startswith("TFTP transfer") else s
-        for s, d in zip(flows["service"], decisions, strict=True)
+        for s, d in zip(flows["service"].tolist(), decisions, strict=True)
     ]
     flows["service"] = column(service)
     return flows
@@ -779,46 +860,55 @@ def build_hosts(
     """One row per unicast address of FlowResult.hosts."""
     columns = schema.column_names(schema.HOSTS)
     hosts = result.hosts
+    if len(hosts):
+        hosts = hosts[[is_unicast_text(ip) for ip in hosts["ip"].tolist()]]
     if not len(hosts):
         return schema.empty_table(schema.HOSTS).to_pandas()[columns]
-    hosts = hosts[[is_unicast_text(ip) for ip in hosts["ip"]]].reset_index(drop=True)
-    by_ip = {rec["ip"]: rec for rec in roles.to_dict("records")}
+    hosts = hosts.reset_index(drop=True)
+    ips = hosts["ip"].tolist()
+    local = [is_local(ip) for ip in ips]
+    own = [macs.get(ip) if here else None for ip, here in zip(ips, local, strict=True)]
+    mac = [found[0] if found else None for found in own]
+    info = roles.drop_duplicates("ip").set_index("ip").reindex(ips)
+    host_roles = [
+        list(r) if isinstance(r, list | tuple | np.ndarray) else [] for r in info["roles"]
+    ]
     flow_systems = _flow_systems(flows)
-    rows = []
-    for rec in hosts.itertuples(index=False):
-        ip = rec.ip
-        local = is_local(ip)
-        found = macs.get(ip) if local else None
-        mac = found[0] if found else None
-        info = by_ip.get(ip)
-        host_roles = list(info["roles"]) if info is not None else []
-        systems = set(flow_systems.get(ip, ())) | {ROLE_SYSTEM[r] for r in host_roles}
-        name = site.name_for(ip, frozenset(macs.get(ip, []))) if site is not None else None
-        rows.append(
-            {
-                "ip": ip,
-                "mac": mac,
-                "vendor": vendor(mac),
-                "role": info["role"] if info is not None else None,
-                "roles": host_roles,
-                "role_source": info["role_source"] if info is not None else None,
-                "role_evidence": info["role_evidence"] if info is not None else None,
-                "name": name,
-                "local": local,
-                "first_ts": rec.first_ts,
-                "last_ts": rec.last_ts,
-                "pkts": rec.pkts,
-                "bytes": rec.bytes,
-                "systems": sorted(systems),
-            }
-        )
-    return pd.DataFrame(rows, columns=columns)
+    out = pd.DataFrame(
+        {
+            "ip": ips,
+            "mac": pd.Series(mac, dtype=object),
+            "vendor": pd.Series([vendor(m) if m else None for m in mac], dtype=object),
+            "role": _nullable(info["role"]),
+            "roles": host_roles,
+            "role_source": _nullable(info["role_source"]),
+            "role_evidence": _nullable(info["role_evidence"]),
+            "name": [site.name_for(ip, frozenset(macs.get(ip, []))) for ip in ips]
+            if site is not None
+            else [None] * len(ips),
+            "local": local,
+            "first_ts": hosts["first_ts"],
+            "last_ts": hosts["last_ts"],
+            "pkts": hosts["pkts"],
+            "bytes": hosts["bytes"],
+            "systems": [
+                sorted(flow_systems.get(ip, set()) | {ROLE_SYSTEM[r] for r in rs})
+                for ip, rs in zip(ips, host_roles, strict=True)
+            ],
+        }
+    )
+    return out[columns]
+
+
+def _nullable(column: pd.Series) -> list[Any]:
+    return [None if v is None or v is pd.NA or v != v else v for v in column.tolist()]
 
 
 def _flow_systems(flows: pd.DataFrame) -> dict[str, set[str]]:
     sub = flows[flows["system"].notna() & (flows["system"] != "common")]
     out: dict[str, set[str]] = {}
+    systems = sub["system"].tolist()
     for col in ("orig_h", "resp_h"):
-        for ip, system in zip(sub[col], sub["system"], strict=True):
+        for ip, system in zip(sub[col].tolist(), systems, strict=True):
             out.setdefault(ip, set()).add(system)
     return out

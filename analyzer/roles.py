@@ -98,15 +98,11 @@ def _oui(mac: str) -> int | None:
 
 
 def is_lantronix(mac: str | None) -> bool:
-    if not mac:
-        return False
-    org = (vendor(mac) or "").upper()
-    return any(o in org for o in LANTRONIX_ORGS) or _oui(mac) in LANTRONIX_OUIS
+    return bool(mac) and _device_maker(_oui(mac or "")) == "lantronix"
 
 
 def is_wut(mac: str | None) -> bool:
-    org = (vendor(mac) or "").upper()
-    return any(o in org for o in WUT_ORGS)
+    return bool(mac) and _device_maker(_oui(mac or "")) == "wut"
 
 
 # --- per-connection facts ---------------------------------------------------------------
@@ -144,17 +140,19 @@ def broadcast_answers(flows: pd.DataFrame) -> np.ndarray:
         return out
     keys = set(
         zip(
-            requests["orig_h"],
-            requests["orig_p"].astype(int),
-            requests["resp_p"].astype(int),
+            requests["orig_h"].tolist(),
+            requests["orig_p"].tolist(),
+            requests["resp_p"].tolist(),
             strict=True,
         )
     )
     candidates = np.flatnonzero(udp & ~bcast)
     sub = flows.iloc[candidates]
     hits = [
-        (h, int(rp), int(op)) in keys
-        for h, rp, op in zip(sub["resp_h"], sub["resp_p"], sub["orig_p"], strict=True)
+        key in keys
+        for key in zip(
+            sub["resp_h"].tolist(), sub["resp_p"].tolist(), sub["orig_p"].tolist(), strict=True
+        )
     ]
     out[candidates[np.asarray(hits, dtype=bool)]] = True
     return out
@@ -166,40 +164,50 @@ def own_macs(
     """MACs seen as each local IP's own source, best first: ARP pairs (most frequent
     first), then Ethernet sources of its IP packets. A MAC that is also the source of a
     non-local address is a router's and is never taken as a local host's own MAC."""
-    pairs: list[tuple[str, str, int]] = []  # ip, mac, priority (0 = ARP)
+    parts = []  # (ip, mac, priority): 0 = ARP, 1 = source of IP packets
     if len(arp):
-        pairs += [(ip, mac, 0) for ip, mac in zip(arp["ip"], arp["mac"], strict=True) if mac]
-    for h, m in (("orig_h", "orig_mac"), ("resp_h", "resp_mac")):
-        if len(flows) and m in flows.columns:
-            sub = flows[[h, m]].dropna()
-            if h == "resp_h":
-                sub = sub[~broadcast_flags(flows)[flows.index.get_indexer(sub.index)]]
-            pairs += [(ip, mac, 1) for ip, mac in zip(sub[h], sub[m], strict=True)]
+        parts.append(_pairs(arp["ip"], arp["mac"], 0))
+    if len(flows) and "orig_mac" in flows.columns:
+        parts.append(_pairs(flows["orig_h"], flows["orig_mac"], 1))
+    if len(flows) and "resp_mac" in flows.columns:
+        unicast = ~broadcast_flags(flows)
+        parts.append(_pairs(flows["resp_h"][unicast], flows["resp_mac"][unicast], 1))
     if len(hosts) and "mac" in hosts.columns:
-        pairs += [(ip, mac, 1) for ip, mac in zip(hosts["ip"], hosts["mac"], strict=True) if mac]
-    local = _memo(is_local)
-    routers = {mac for ip, mac, prio in pairs if prio == 1 and not local(ip)}
-    score: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
-    for ip, mac, prio in pairs:
-        if not local(ip) or (prio == 1 and mac in routers):
-            continue
-        mac = str(mac).lower()
-        best, count = score[ip].get(mac, (prio, 0))
-        score[ip][mac] = (min(best, prio), count + 1)
-    return {
-        ip: sorted(macs, key=lambda m: (macs[m][0], -macs[m][1], m)) for ip, macs in score.items()
-    }
+        parts.append(_pairs(hosts["ip"], hosts["mac"], 1))
+    if not parts:
+        return {}
+    pairs = pd.concat(parts, ignore_index=True)
+    local = local_mask(pairs["ip"], is_local)
+    sources = pairs["prio"].to_numpy() == 1
+    routers = pairs["mac"][sources & ~local].unique()
+    keep = local & ~(sources & pairs["mac"].isin(routers).to_numpy())
+    best = (
+        pairs[keep]
+        .groupby(["ip", "mac"], sort=False)["prio"]
+        .agg(["min", "size"])
+        .reset_index()
+        .sort_values(["ip", "min", "size", "mac"], ascending=[True, True, False, True])
+    )
+    out: dict[str, list[str]] = {}
+    for ip, mac in zip(best["ip"].tolist(), best["mac"].tolist(), strict=True):
+        out.setdefault(ip, []).append(mac)
+    return out
 
 
-def _memo(fn: Callable[[str], bool]) -> Callable[[str], bool]:
-    cache: dict[str, bool] = {}
+def _pairs(ips: pd.Series, macs: pd.Series, prio: int) -> pd.DataFrame:
+    """(ip, mac, prio) rows where both are given; MACs lower-cased."""
+    frame = pd.DataFrame(
+        {"ip": ips.to_numpy(dtype=object), "mac": macs.to_numpy(dtype=object)}
+    ).dropna()
+    frame = frame[frame["mac"].astype(bool)]
+    return frame.assign(mac=frame["mac"].astype(str).str.lower(), prio=prio)
 
-    def wrapped(ip: str) -> bool:
-        if ip not in cache:
-            cache[ip] = fn(ip)
-        return cache[ip]
 
-    return wrapped
+def local_mask(ips: pd.Series, is_local: Callable[[str], bool]) -> np.ndarray:
+    """is_local for each element, called once per distinct address."""
+    codes, uniques = pd.factorize(ips)
+    flags = np.fromiter((is_local(ip) for ip in uniques.tolist()), dtype=bool, count=len(uniques))
+    return flags[codes] if len(codes) else np.zeros(0, dtype=bool)
 
 
 # --- evidence ----------------------------------------------------------------------------
@@ -248,8 +256,7 @@ def signature_evidence(
     answered get its resp roles; an answer to a broadcast counts for the answering side."""
     if not len(flows):
         return []
-    local = _memo(is_local)
-    resp_local = np.fromiter((local(h) for h in flows["resp_h"]), dtype=bool, count=len(flows))
+    resp_local = local_mask(flows["resp_h"], is_local)
     ans = answered(flows)
     bcast = broadcast_flags(flows)
     reply = broadcast_answers(flows)
@@ -276,8 +283,8 @@ def _items_for(
     orig_roles = _ordered(sig.orig_roles)
     resp_roles = _ordered(sig.resp_roles)
     rows = np.flatnonzero(mask)
-    o_h = flows["orig_h"].to_numpy()[rows]
-    r_h = flows["resp_h"].to_numpy()[rows]
+    o_h = flows["orig_h"].to_numpy(dtype=object)[rows]
+    r_h = flows["resp_h"].to_numpy(dtype=object)[rows]
     port = flows["resp_p"].to_numpy()[rows]
     for k, i in enumerate(rows):
         label = _label(sig, int(port[k]))
@@ -311,11 +318,25 @@ def vendor_evidence(macs: Mapping[str, list[str]]) -> list[Evidence]:
         if not found:
             continue
         mac = found[0]
-        if is_wut(mac):
+        kind = _device_maker(_oui(mac))
+        if kind == "wut":
             items.append(Evidence(ip, ("comserver",), f"MAC vendor {vendor(mac)}", None, 1))
-        elif is_lantronix(mac):
+        elif kind == "lantronix":
             items.append(Evidence(ip, ("isenet", "comserver"), "MAC vendor Lantronix", None, 1))
     return items
+
+
+@lru_cache(maxsize=65536)
+def _device_maker(oui: int | None) -> str | None:
+    """is_wut / is_lantronix for one OUI (checked once per OUI, not per host)."""
+    if oui is None:
+        return None
+    org = (_vendor_of_oui(oui) or "").upper()
+    if any(o in org for o in WUT_ORGS):
+        return "wut"
+    if any(o in org for o in LANTRONIX_ORGS) or oui in LANTRONIX_OUIS:
+        return "lantronix"
+    return None
 
 
 def dns_evidence(answers: pd.DataFrame, catalog: CatalogLike) -> list[Evidence]:
@@ -329,7 +350,7 @@ def dns_evidence(answers: pd.DataFrame, catalog: CatalogLike) -> list[Evidence]:
     asked = answers[answers["qname"].isin(names)].drop_duplicates(["client", "qname", "ts"])
     return [
         Evidence(c, ("cmi",), f"asked DNS for {q}", None, 1)
-        for c, q in zip(asked["client"], asked["qname"], strict=True)
+        for c, q in zip(asked["client"].tolist(), asked["qname"].tolist(), strict=True)
     ]
 
 
@@ -474,13 +495,13 @@ def infer_roles(
 def _addresses(flows: pd.DataFrame, hosts: pd.DataFrame, arp: pd.DataFrame) -> list[str]:
     seen: dict[str, None] = {}
     if len(hosts):
-        seen.update(dict.fromkeys(hosts["ip"]))
+        seen.update(dict.fromkeys(hosts["ip"].tolist()))
     if len(arp):
-        seen.update(dict.fromkeys(arp["ip"]))
+        seen.update(dict.fromkeys(arp["ip"].tolist()))
     if len(flows):
-        seen.update(dict.fromkeys(flows["orig_h"]))
+        seen.update(dict.fromkeys(flows["orig_h"].tolist()))
         keep = ~broadcast_flags(flows)
-        seen.update(dict.fromkeys(flows["resp_h"].to_numpy()[keep]))
+        seen.update(dict.fromkeys(flows["resp_h"].to_numpy(dtype=object)[keep].tolist()))
     return list(seen)
 
 

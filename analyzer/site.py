@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import ipaddress
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -158,11 +159,42 @@ def _catalog_has(catalog: CatalogIds, sig_id: str) -> bool:
 
 
 def is_local(ip: str, networks: tuple[IPNetwork, ...]) -> bool:
+    """`ip` (text) inside one of `networks`. Called once per distinct address of a capture
+    (tens of thousands): parsed with socket.inet_pton and compared as integers, about 10x
+    faster than ipaddress; text inet_pton refuses goes through ipaddress (e.g. a scope id)."""
+    parsed = _address_int(ip)
+    if parsed is None:
+        return False
+    version, value = parsed
+    return any(v == version and lo <= value <= hi for v, lo, hi in _ranges(networks))
+
+
+def _address_int(ip: str) -> tuple[int, int] | None:
+    family, version = (socket.AF_INET6, 6) if ":" in ip else (socket.AF_INET, 4)
+    try:
+        return version, int.from_bytes(socket.inet_pton(family, ip), "big")
+    except (OSError, ValueError):
+        pass
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
-        return False
-    return any(addr.version == net.version and addr in net for net in networks)
+        return None
+    return addr.version, int(addr)
+
+
+def _ranges(networks: tuple[IPNetwork, ...]) -> tuple[tuple[int, int, int], ...]:
+    """(version, first, last) of each network, cached by the tuple's identity: hashing
+    the network objects on every call would cost more than the comparison."""
+    hit = _RANGES.get(id(networks))
+    if hit is None or hit[0] is not networks:
+        ranges = tuple(
+            (net.version, int(net.network_address), int(net.broadcast_address)) for net in networks
+        )
+        hit = _RANGES[id(networks)] = (networks, ranges)
+    return hit[1]
+
+
+_RANGES: dict[int, tuple[tuple[IPNetwork, ...], tuple[tuple[int, int, int], ...]]] = {}
 
 
 def default_networks() -> tuple[IPNetwork, ...]:

@@ -300,6 +300,33 @@ def test_dns_contradicted_destination_is_unexpected_port(catalog, site):
     )
 
 
+def test_flows_decided_together_keep_their_own_addresses_and_dns_facts(catalog, site):
+    """Flows alike in everything but their addresses are decided once (decide_all's
+    classes); each reason still names its own hosts, and a DNS-verified destination is
+    told apart from an unverified one on the same port."""
+    dns = [
+        {
+            "ts": T0,
+            "client": CMI,
+            "server": "192.168.1.1",
+            "payload": _dns_response("cmi.ta.co.at", None, TA_SERVER),
+        }
+    ]
+    others = [f"192.168.7.{i}" for i in range(1, 4)]
+    rows = [flow(orig_h=CMI, resp_h=TA_SERVER, resp_p=40001)]
+    rows += [flow(orig_h=CMI, resp_h="198.51.100.99", resp_p=40001)]
+    rows += [flow(orig_h=ip, resp_h="192.168.8.1", resp_p=8443) for ip in others]
+    out = run(rows, catalog, site, dns).flows
+    assert list(out["verdict"]) == ["expected", "unexpected_port"] + ["unmonitored"] * 3
+    assert f"; {TA_SERVER} is an address cmi.ta.co.at" in out.at[0, "reason"]
+    assert "but 198.51.100.99 is not an address" in out.at[1, "reason"]
+    for i, ip in enumerate(others, start=2):
+        assert out.at[i, "reason"] == (
+            f"TCP connection from {ip} to 192.168.8.1:8443: neither host belongs to a "
+            "monitored system and no signature matches"
+        )
+
+
 def test_no_dns_answer_says_the_destination_was_not_verified(catalog, site):
     got = one(flow(orig_h=CMI, resp_h=TA_SERVER, resp_p=40003), catalog, site)
     assert got["verdict"] == "expected"
@@ -449,6 +476,9 @@ def test_tftp_transfer_takes_the_verdict_of_its_request(catalog, site):
     assert out.at[1, "reason"].startswith(
         f"TFTP transfer answering the request {CLIENT} -> {ISENET}:69 (uid "
     )
+    # the request's reason, with the request's addresses (not the transfer's)
+    assert out.at[1, "reason"].endswith("same verdict as the request: " + out.at[0, "reason"])
+    assert f"to ISENet {ISENET}" in out.at[0, "reason"]
 
 
 def test_isenet_answer_to_a_search_broadcast_is_expected(catalog, site):

@@ -21,8 +21,11 @@ SAMPLES = ROOT / "sample_pcaps"
 
 def run(*args: str, cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "analyzer.cli", *args], cwd=cwd, input=stdin,
-        capture_output=True, timeout=120,
+        [sys.executable, "-m", "analyzer.cli", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        timeout=120,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 
@@ -44,7 +47,8 @@ def test_not_a_capture_exit_2_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert r.stderr.decode() == (
         "pcapclass: error: notes.txt: not a capture file (no pcap or pcapng magic at "
-        "offset 0); pcapclass reads pcap, pcapng and their .gz\n")
+        "offset 0); pcapclass reads pcap, pcapng and their .gz\n"
+    )
 
 
 def test_empty_capture_gives_empty_fully_typed_tables(tmp_path: Path) -> None:
@@ -66,17 +70,24 @@ def test_stdin_needs_out(tmp_path: Path) -> None:
     r = run("-", cwd=tmp_path, stdin=pcap_header())
     assert r.returncode == 2
     assert r.stderr.decode() == (
-        "pcapclass: error: reading a capture from standard input (-) needs -o OUTDIR\n")
+        "pcapclass: error: reading a capture from standard input (-) needs -o OUTDIR\n"
+    )
 
 
 def test_stdin_with_out_and_json(tmp_path: Path) -> None:
     r = run("-", "-o", "out", "--json", cwd=tmp_path, stdin=pcap_header())
     assert r.returncode == 0, r.stderr.decode()
     obj = json.loads(r.stdout)
-    assert set(obj) == {"version", "captures", "flows", "verdicts", "findings", "outputs",
-                        "exit_code"}
-    assert obj["captures"] == [{"name": "<stdin>", "packets": 0, "skipped": {},
-                                "truncated": False}]
+    assert set(obj) == {
+        "version",
+        "captures",
+        "flows",
+        "verdicts",
+        "findings",
+        "outputs",
+        "exit_code",
+    }
+    assert obj["captures"] == [{"name": "<stdin>", "packets": 0, "skipped": {}, "truncated": False}]
     assert obj["exit_code"] == 0 and obj["flows"] == 0
     assert (tmp_path / "out" / "flows.parquet").exists()
 
@@ -99,7 +110,8 @@ def test_signatures_show_unknown_id(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert r.stderr.decode() == (
         "pcapclass: error: unknown signature id 'cmi.nope'; "
-        "`pcapclass signatures list` shows the ids\n")
+        "`pcapclass signatures list` shows the ids\n"
+    )
 
 
 def test_signatures_list_and_validate(tmp_path: Path) -> None:
@@ -165,7 +177,8 @@ def test_internal_error_exit_3(tmp_path: Path, monkeypatch) -> None:
     assert res.exit_code == 3
     assert res.stderr.splitlines()[-1] == (
         "pcapclass: error: internal error (RuntimeError: flow table invariant broken); "
-        "please report it")
+        "please report it"
+    )
 
 
 @pytest.mark.skipif(not (SAMPLES / "cmi_site.pcap.gz").exists(), reason="sample missing")
@@ -183,7 +196,8 @@ def test_uids_do_not_depend_on_where_the_capture_lies(tmp_path: Path) -> None:
     assert a.column("uid").to_pylist() == b.column("uid").to_pylist()
     assert set(a.column("capture").to_pylist()) == {"cmi_site.pcap.gz"}
     assert read_metadata(tmp_path / "b" / "flows.parquet")["pcapclass.capture"].startswith(
-        '{"name": "cmi_site.pcap.gz"')
+        '{"name": "cmi_site.pcap.gz"'
+    )
 
 
 @pytest.mark.skipif(not (SAMPLES / "sesam_site.sll2.pcap").exists(), reason="sample missing")

@@ -15,8 +15,13 @@ DOCS = {p: (ROOT / p).read_text() for p in ("README.md", "docs/contract.md")}
 
 
 def _options(command: click.Command) -> list[str]:
-    return [opt for p in command.params if isinstance(p, click.Option) for opt in p.opts
-            if opt.startswith("--") and opt != "--help"]
+    return [
+        opt
+        for p in command.params
+        if isinstance(p, click.Option)
+        for opt in p.opts
+        if opt.startswith("--") and opt != "--help"
+    ]
 
 
 @pytest.mark.parametrize("doc", sorted(DOCS))

@@ -31,8 +31,14 @@ CONTRACT_KEYS = {
 
 
 def _meta() -> dict[str, str]:
-    stats = CaptureStats(name="x.pcap", size=10, sha256="ab" * 32, packets=7,
-                         skipped=Counter({"bad_ipv4_header": 2}), truncated=True)
+    stats = CaptureStats(
+        name="x.pcap",
+        size=10,
+        sha256="ab" * 32,
+        packets=7,
+        skipped=Counter({"bad_ipv4_header": 2}),
+        truncated=True,
+    )
     return output.metadata(output.RunInfo(stats, "cd" * 32, None))
 
 
@@ -58,7 +64,8 @@ def test_metadata_keys_of_the_contract(tmp_path: Path) -> None:
     assert meta["pcapclass.skipped"] == '{"bad_ipv4_header": 2}'
     assert meta["pcapclass.truncated"] == "true"
     assert meta["pcapclass.capture"] == (
-        '{"name": "x.pcap", "sha256": "' + "ab" * 32 + '", "size": 10}')
+        '{"name": "x.pcap", "sha256": "' + "ab" * 32 + '", "size": 10}'
+    )
     assert meta["pcapclass.schema_version"] == schema.SCHEMA_VERSION
     assert meta["pcapclass.site_sha256"] == ""
 
@@ -122,16 +129,25 @@ def test_killed_write_leaves_no_file_under_the_final_name(tmp_path: Path) -> Non
 def test_columns_doc_is_generated_from_the_schema() -> None:
     doc = Path(__file__).resolve().parent.parent / "docs" / "columns.md"
     assert doc.read_text() == schema.columns_doc(), (
-        "docs/columns.md is stale: run `python -m analyzer.schema > docs/columns.md`")
+        "docs/columns.md is stale: run `python -m analyzer.schema > docs/columns.md`"
+    )
 
 
 def test_to_arrow_rejects_values_outside_vocabulary() -> None:
     import pandas as pd
 
     row = {c.name: None for c in schema.HOSTS}
-    row.update(ip="10.0.0.1", roles=[], local=True, pkts=1, bytes=60, systems=[],
-               role="cmi_box", first_ts=pd.Timestamp("2026-01-01", tz="UTC"),
-               last_ts=pd.Timestamp("2026-01-01", tz="UTC"))
+    row.update(
+        ip="10.0.0.1",
+        roles=[],
+        local=True,
+        pkts=1,
+        bytes=60,
+        systems=[],
+        role="cmi_box",
+        first_ts=pd.Timestamp("2026-01-01", tz="UTC"),
+        last_ts=pd.Timestamp("2026-01-01", tz="UTC"),
+    )
     with pytest.raises(ValueError, match="column role holds 'cmi_box'"):
         schema.to_arrow(pd.DataFrame([row]), schema.HOSTS)
 
@@ -140,8 +156,15 @@ def test_to_arrow_accepts_nulls_in_nullable_vocabulary_columns() -> None:
     import pandas as pd
 
     row = {c.name: None for c in schema.HOSTS}
-    row.update(ip="10.0.0.1", roles=[], local=True, pkts=1, bytes=60, systems=[],
-               first_ts=pd.Timestamp("2026-01-01", tz="UTC"),
-               last_ts=pd.Timestamp("2026-01-01", tz="UTC"))
+    row.update(
+        ip="10.0.0.1",
+        roles=[],
+        local=True,
+        pkts=1,
+        bytes=60,
+        systems=[],
+        first_ts=pd.Timestamp("2026-01-01", tz="UTC"),
+        last_ts=pd.Timestamp("2026-01-01", tz="UTC"),
+    )
     table = schema.to_arrow(pd.DataFrame([row]), schema.HOSTS)
     assert table.column("role").to_pylist() == [None]
