@@ -183,7 +183,8 @@ def classify(result: FlowResult, catalog: Catalog, site: Site | None) -> Classif
     is_local = _memo(site.is_local if site is not None else _default_is_local)
     skipped: Counter[str] = Counter()
     answers = dns_answers(result.dns, skipped=skipped)
-    flows = result.flows.reset_index(drop=True).copy()
+    # no .copy(): pandas copy-on-write keeps result.flows as it was, without a deep copy
+    flows = result.flows.reset_index(drop=True)
     macs = own_macs(flows, result.arp, result.hosts, is_local)
     roles = infer_roles(
         flows, result.hosts, result.arp, catalog, site, dns=answers, is_local=is_local, macs=macs

@@ -625,14 +625,21 @@ class FlowTable:
     # -- results ---------------------------------------------------------------------------
 
     def finish(self) -> FlowResult:
-        """Build the result tables from every connection seen."""
+        """Build the result tables from every connection seen. The table is spent: its
+        per-connection state is released (it would double the memory the result needs)."""
         flows = self._flows_frame()
-        return FlowResult(
+        result = FlowResult(
             flows=flows,
             hosts=_hosts_frame(flows),
             arp=self._arp_frame(),
             dns=self._dns_frame(),
         )
+        self._slots = _Slots(capacity=1)
+        self._live = _LiveIndex()
+        self._arp.clear()
+        self._dns.clear()
+        self._dns_payloads.clear()
+        return result
 
     def _flows_frame(self) -> pd.DataFrame:
         slots = self._slots

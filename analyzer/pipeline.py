@@ -19,7 +19,7 @@ from .decode import decode_batch
 from .errors import UsageError
 from .flows import FlowTable
 from .output import RunInfo, metadata, write_tables
-from .reader import Capture, CaptureStats
+from .reader import Capture, CaptureStats, release_heap
 from .signatures import Catalog, load_catalog
 from .site import Site, load_site
 
@@ -99,13 +99,22 @@ def analyze(
             if progress is not None:
                 progress(cap.stats.packets)
         stats = cap.stats
-    classified = classify(table.finish(), catalog, site)
-
-    tables = {
-        "flows": schema.to_arrow(classified.flows, schema.FLOWS),
-        "findings": schema.to_arrow(classified.findings, schema.FINDINGS),
-        "hosts": schema.to_arrow(classified.hosts, schema.HOSTS),
+    release_heap()
+    flow_result = table.finish()
+    release_heap()
+    classified = classify(flow_result, catalog, site)
+    del flow_result
+    frames = {
+        "flows": (classified.flows, schema.FLOWS),
+        "findings": (classified.findings, schema.FINDINGS),
+        "hosts": (classified.hosts, schema.HOSTS),
     }
+    del classified
+    tables: dict[str, pa.Table] = {}
+    for name in list(frames):  # each pandas frame goes as soon as its Arrow table exists
+        frame, columns = frames.pop(name)
+        tables[name] = schema.to_arrow(frame, columns)
+        del frame
     outputs: dict[str, Path] = {}
     if write:
         assert outdir is not None

@@ -309,6 +309,21 @@ def _tune_malloc() -> None:
     mallopt(_M_TOP_PAD, MALLOC_TOP_PAD_BYTES)
 
 
+def release_heap() -> None:
+    """Hand the heap's free pages back to the OS (glibc malloc_trim; a no-op elsewhere).
+    With TUNE_MALLOC the heap keeps what the batches freed; callers trim between phases
+    (after reading, after building the tables) so that the next phase starts from what
+    is really in use rather than from the reader's peak."""
+    if not _malloc_tuned:
+        return
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
+
+
 def _map(fh: BinaryIO) -> mmap.mmap | None:
     """Memory-map a regular, non-empty file; None where that is not possible."""
     try:
