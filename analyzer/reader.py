@@ -16,7 +16,10 @@ ring of preallocated buffers and hashes the stored bytes (hashlib and file reads
 the GIL, so this runs beside the decoder on a second core). The main thread finds the
 record boundaries of a chunk with one tight loop over ``struct.unpack_from`` (the only
 per-record Python work), carries the incomplete tail into the headroom in front of the
-next chunk, and builds the batch arrays with numpy from the recorded offsets.
+next chunk, and builds the batch arrays with numpy from the recorded offsets. For a
+classic pcap file of SCOUT_MIN_BYTES or more that loop runs in a helper process instead
+(scout_child.py, fed the same file descriptor), which streams the record offsets through
+a pipe while the main thread decodes; should it fail, the main thread walks on itself.
 
 Formats: classic pcap in both byte orders with micro- or nanosecond timestamps; pcapng
 with any number of sections (each with its own byte order) and interfaces (each with its
@@ -44,6 +47,7 @@ Damage, and what ``stats`` says about it:
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import gzip
 import hashlib
 import mmap
@@ -51,6 +55,7 @@ import os
 import queue
 import stat
 import struct
+import subprocess
 import sys
 import threading
 import zlib
@@ -86,6 +91,16 @@ MAP_FILES = True
 MAP_AHEAD_BYTES = 4 * CHUNK_BYTES
 DROP_STEP_BYTES = 16 * 2**20
 HASH_STEP_BYTES = 4 * 2**20
+
+# Classic pcap files of at least SCOUT_MIN_BYTES have their record chain followed by a
+# helper process (scout_child.py) while this one decodes: the per-record loop is the one
+# part of reading that numpy cannot do, and it then runs on the second core. Smaller
+# files are not worth the ~30 ms start of a process. SCOUT = False turns it off.
+SCOUT = True
+SCOUT_MIN_BYTES = 64 * 2**20
+SCOUT_PIPE_BYTES = 2**20  # pipe capacity asked for (Linux F_SETPIPE_SZ), best effort
+_F_SETPIPE_SZ = 1031  # <fcntl.h>
+SCOUT_CHILD = Path(__file__).with_name("scout_child.py")
 
 MAX_TS_S = (2**63 - 1) // 10**9  # int64 nanoseconds end in April 2262
 # glibc hands freed blocks of 128 KiB and more back to the OS, so every batch's numpy
@@ -476,6 +491,65 @@ def _u32_rows(buf: np.ndarray, offs: np.ndarray, width: int, order: str) -> np.n
     return win[offs].view(order + "u4")
 
 
+class _Scout:
+    """Record starts of a mapped classic pcap, found by the scout_child.py process.
+
+    starts(pos, end) answers what Capture._walk_pcap(buf, pos, end) would: the starts of
+    the records whose caplen field lies before `end`, from the one at `pos` on, plus the
+    first start whose caplen field does not. None means the helper failed (it died, or
+    its chain does not pass through `pos`); the caller then walks the chain itself."""
+
+    def __init__(self, fd: int, start: int, order: str) -> None:
+        argv = [sys.executable, "-I", "-S", str(SCOUT_CHILD), str(fd), str(start), order]
+        self._proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, pass_fds=(fd,)
+        )
+        assert self._proc.stdout is not None
+        self._pipe = self._proc.stdout.fileno()
+        try:
+            fcntl.fcntl(self._pipe, _F_SETPIPE_SZ, SCOUT_PIPE_BYTES)
+        except OSError:
+            pass  # the default capacity works, with less read-ahead
+        self._pending = np.empty(0, dtype=np.int64)  # starts not yet consumed
+        self._partial = b""  # bytes of an int64 cut by a read
+        self._eof = False
+
+    def starts(self, pos: int, end: int) -> np.ndarray | None:
+        pending = self._pending
+        pending = pending[np.searchsorted(pending, pos) :]
+        while not self._eof and (pending.size == 0 or pending[-1] + 12 <= end):
+            pending = np.concatenate([pending, self._read()])
+        self._pending = pending
+        if pending.size == 0 or pending[0] != pos or pending[-1] + 12 <= end:
+            return None
+        k = int(np.searchsorted(pending, end - 12, side="right"))
+        return pending[: k + 1]
+
+    def _read(self) -> np.ndarray:
+        data = self._partial + os.read(self._pipe, SCOUT_PIPE_BYTES)
+        if len(data) == len(self._partial):
+            self._eof = True
+        whole = len(data) // 8 * 8
+        self._partial = data[whole:]
+        return np.frombuffer(data[:whole], dtype=np.int64) - 8
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        assert self._proc.stdout is not None
+        self._proc.stdout.close()
+        self._proc.wait()
+
+
+def _start_scout(fh: BinaryIO | None, size: int, start: int, order: str) -> _Scout | None:
+    if not SCOUT or fh is None or size < SCOUT_MIN_BYTES or not sys.platform.startswith("linux"):
+        return None
+    try:
+        return _Scout(fh.fileno(), start, order)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None  # no helper: the main thread walks the chain itself
+
+
 class Capture:
     """A capture file (or stdin) opened for reading; see the module docstring."""
 
@@ -493,6 +567,7 @@ class Capture:
         self._src: _StoredSource | _GzipSource | None = None
         self._feeder: _Feeder | None = None
         self._hasher: _MappedHasher | None = None
+        self._scout: _Scout | None = None
         self._kind = ""  # "pcap" or "pcapng"
         self._order = "<"
         self._ts_unit = "usec"
@@ -522,6 +597,9 @@ class Capture:
             self._feeder.join(timeout=5)
         if self._hasher is not None:
             self._hasher.stop()
+        if self._scout is not None:
+            self._scout.close()
+            self._scout = None
         if self._mm is not None:
             try:
                 self._mm.close()
@@ -641,6 +719,8 @@ class Capture:
         hasher.start()
         try:
             pos = self._file_header(buf, 0, size)
+            if self._kind == "pcap":
+                self._scout = _start_scout(self._fh, size, pos, self._order)
             chunk = CHUNK_BYTES
             while True:
                 end = min(pos + chunk, size)
@@ -727,17 +807,12 @@ class Capture:
     def _scan_pcap(self, buf: np.ndarray, start: int, end: int) -> _Scan:
         unpack = struct.Struct(self._order + "I").unpack_from
         mv = buf.data[:end]
-        qs: list[int] = []
-        append = qs.append
-        q = start + 8  # offset of caplen in the record header
-        try:
-            for _ in repeat(None):  # the hot loop: one unpack per record
-                append(q)
-                (c,) = unpack(mv, q)
-                q += 16 + c  # PCAP_REC_LEN, as a literal: this is the hot loop
-        except struct.error:
-            pass
-        starts = np.array(qs, dtype=np.int64) - 8  # the last one could not be read
+        starts = self._scout.starts(start, end) if self._scout is not None else None
+        if starts is None:
+            if self._scout is not None:  # the helper failed: walk on without it
+                self._scout.close()
+                self._scout = None
+            starts = self._walk_pcap(mv, start)
         offs, nxt = starts[:-1], starts[1:]
         complete = int(np.searchsorted(nxt, end, side="right"))
         offs = offs[:complete]
@@ -759,6 +834,22 @@ class Capture:
                     stop, f"caplen {c} exceeds {PCAP_MAX_CAPLEN}", start, offs.shape[0]
                 )
         return _Scan(offs=offs, stop=stop, corrupt=corrupt, hdr=hdr)
+
+    def _walk_pcap(self, mv: memoryview, start: int) -> np.ndarray:
+        """Record starts from `start` on whose caplen field lies inside `mv`, plus the
+        first one whose does not (the chain continues there)."""
+        unpack = struct.Struct(self._order + "I").unpack_from
+        qs: list[int] = []
+        append = qs.append
+        q = start + 8  # offset of caplen in the record header
+        try:
+            for _ in repeat(None):  # the hot loop: one unpack per record
+                append(q)
+                (c,) = unpack(mv, q)
+                q += 16 + c  # PCAP_REC_LEN, as a literal: this is the hot loop
+        except struct.error:
+            pass
+        return np.array(qs, dtype=np.int64) - 8  # the last one could not be read
 
     def _corrupt_msg(self, off: int, what: str, start: int, before: int) -> str:
         self.stats.skipped["corrupt_record"] += 1

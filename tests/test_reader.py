@@ -20,12 +20,15 @@ from analyzer.reader import Capture
 FRAMES = [bytes([i]) * (60 + 7 * i) for i in range(3)]  # distinct content and lengths
 
 
-@pytest.fixture(params=[True, False], ids=["mmap", "readinto"])
+@pytest.fixture(params=["mmap", "mmap+scout", "readinto"])
 def both_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Regular files are memory-mapped; the readinto ring serves gzip and stdin. Tests
-    using this fixture run once through each."""
-    monkeypatch.setattr(reader, "MAP_FILES", request.param)
-    return bool(request.param)
+    """Regular files are memory-mapped; the readinto ring serves gzip and stdin; large
+    mapped classic pcaps have their records found by the scout process. Tests using this
+    fixture run once through each."""
+    monkeypatch.setattr(reader, "MAP_FILES", request.param != "readinto")
+    monkeypatch.setattr(reader, "SCOUT", request.param == "mmap+scout")
+    monkeypatch.setattr(reader, "SCOUT_MIN_BYTES", 0)
+    return request.param != "readinto"
 
 
 def read_all(path: str | Path, **kw: int) -> tuple[reader.CaptureStats, list[dict]]:
@@ -133,6 +136,65 @@ def test_chunk_boundaries_and_oversized_carry(
     assert [r["data"] for r in rows] == frames
     assert stats.packets == 40 and not stats.truncated
     assert stats.sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def many_records(tmp_path: Path, count: int = 3000) -> tuple[Path, list[bytes]]:
+    frames = [bytes([i % 251]) * (60 + i % 1400) for i in range(count)]
+    p = tmp_path / "many.pcap"
+    p.write_bytes(pcap_bytes(records=[(i, 0, f, len(f)) for i, f in enumerate(frames)]))
+    return p, frames
+
+
+def test_scout_finds_every_record_without_the_main_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the scout on, the main process never walks the chain itself: every record
+    start came from the helper process, over many chunks."""
+    p, frames = many_records(tmp_path)
+    monkeypatch.setattr(reader, "SCOUT_MIN_BYTES", 0)
+    monkeypatch.setattr(reader, "CHUNK_BYTES", 64 * 1024)
+
+    def no_walk(self: Capture, mv: memoryview, start: int) -> np.ndarray:
+        raise AssertionError("the main process walked the record chain")
+
+    monkeypatch.setattr(Capture, "_walk_pcap", no_walk)
+    stats, rows = read_all(p)
+    assert [r["data"] for r in rows] == frames
+    assert stats.packets == len(frames) and not stats.truncated
+
+
+def test_a_failing_scout_is_replaced_by_the_main_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A helper that dies half-way (here: one that follows the first 1,500 records, about
+    1.2 MB, and exits) loses nothing: the main process walks on from where the helper's
+    offsets no longer reach."""
+    p, frames = many_records(tmp_path)
+    child = tmp_path / "short_child.py"
+    child.write_text(
+        "import mmap, os, struct, sys\n"
+        "mm = mmap.mmap(int(sys.argv[1]), 0, access=mmap.ACCESS_READ)\n"
+        "q, out = int(sys.argv[2]) + 8, []\n"
+        "for _ in range(1500):\n"
+        "    out.append(q)\n"
+        "    q += 16 + struct.unpack_from('<I', mm, q)[0]\n"
+        "os.write(1, struct.pack(f'={len(out)}q', *out))\n"
+    )
+    monkeypatch.setattr(reader, "SCOUT_MIN_BYTES", 0)
+    monkeypatch.setattr(reader, "CHUNK_BYTES", 64 * 1024)
+    monkeypatch.setattr(reader, "SCOUT_CHILD", child)
+    walked: list[int] = []
+    walk = Capture._walk_pcap
+
+    def recording_walk(self: Capture, mv: memoryview, start: int) -> np.ndarray:
+        walked.append(start)
+        return walk(self, mv, start)
+
+    monkeypatch.setattr(Capture, "_walk_pcap", recording_walk)
+    stats, rows = read_all(p)
+    assert [r["data"] for r in rows] == frames
+    assert stats.packets == len(frames) and not stats.truncated
+    assert walked and walked[0] > 64 * 1024  # the helper served the first chunks
 
 
 # ------------------------------------------------------------------------ pcapng
