@@ -224,15 +224,32 @@ class Evidence:
     weight: int  # connections
 
 
-def _sig_matches(sig: Signature, flows: pd.DataFrame) -> np.ndarray:
-    proto = flows["proto"].to_numpy()
-    if sig.transport in ("icmp", "icmp6"):
-        port = flows["orig_p"].to_numpy()
-    else:
-        port = flows["resp_p"].to_numpy()
-    mask = (proto == sig.transport) & np.isin(port, list(sig.ports))
+@dataclass(frozen=True)
+class _Columns:
+    """The flow columns evidence reads, converted from pandas once (not per signature)."""
+
+    proto: np.ndarray
+    orig_h: np.ndarray
+    resp_h: np.ndarray
+    orig_p: np.ndarray
+    resp_p: np.ndarray
+
+    @classmethod
+    def of(cls, flows: pd.DataFrame) -> _Columns:
+        return cls(
+            proto=flows["proto"].to_numpy(dtype=object),
+            orig_h=flows["orig_h"].to_numpy(dtype=object),
+            resp_h=flows["resp_h"].to_numpy(dtype=object),
+            orig_p=flows["orig_p"].to_numpy(),
+            resp_p=flows["resp_p"].to_numpy(),
+        )
+
+
+def _sig_matches(sig: Signature, cols: _Columns) -> np.ndarray:
+    port = cols.orig_p if sig.transport in ("icmp", "icmp6") else cols.resp_p
+    mask = (cols.proto == sig.transport) & np.isin(port, list(sig.ports))
     if sig.orig_ports is not None:
-        mask &= np.isin(flows["orig_p"].to_numpy(), list(sig.orig_ports))
+        mask &= np.isin(cols.orig_p, list(sig.orig_ports))
     return mask
 
 
@@ -260,20 +277,21 @@ def signature_evidence(
     ans = answered(flows)
     bcast = broadcast_flags(flows)
     reply = broadcast_answers(flows)
+    cols = _Columns.of(flows)
     items: list[Evidence] = []
     for sig in catalog.signatures:
         if sig.generic or sig.status not in EVIDENCE_STATUSES:
             continue
-        mask = _sig_matches(sig, flows) & _scope_ok(sig, resp_local)
+        mask = _sig_matches(sig, cols) & _scope_ok(sig, resp_local)
         if not mask.any():
             continue
-        items += _items_for(sig, flows, mask, ans, bcast, reply)
+        items += _items_for(sig, cols, mask, ans, bcast, reply)
     return items
 
 
 def _items_for(
     sig: Signature,
-    flows: pd.DataFrame,
+    cols: _Columns,
     mask: np.ndarray,
     ans: np.ndarray,
     bcast: np.ndarray,
@@ -283,10 +301,10 @@ def _items_for(
     orig_roles = _ordered(sig.orig_roles)
     resp_roles = _ordered(sig.resp_roles)
     rows = np.flatnonzero(mask)
-    o_h = flows["orig_h"].to_numpy(dtype=object)[rows]
-    r_h = flows["resp_h"].to_numpy(dtype=object)[rows]
-    port = flows["resp_p"].to_numpy()[rows]
-    for k, i in enumerate(rows):
+    o_h = cols.orig_h[rows]
+    r_h = cols.resp_h[rows]
+    port = cols.resp_p[rows]
+    for k, i in enumerate(rows.tolist()):
         label = _label(sig, int(port[k]))
         if reply[i]:  # the originator answers a broadcast request: the responding side
             if resp_roles:

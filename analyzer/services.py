@@ -167,10 +167,31 @@ TCP_CHECKS: tuple[tuple[str, Check], ...] = (
     ("http", is_http_response),
     ("modbus", is_modbus),
 )
+# Per TCP check, the first bytes it can accept (None: any).
+_TCP_FIRST_BYTES: tuple[frozenset[int] | None, ...] = (
+    frozenset({0x16}),  # TLS handshake record
+    frozenset(b"S"),  # "SSH-"
+    frozenset(m[0] for m in HTTP_METHODS),
+    frozenset(b"H"),  # "HTTP/1."
+    None,  # Modbus: starts with a transaction id
+)
 UDP_CHECKS: tuple[tuple[str, Check], ...] = (
     ("tftp", is_tftp_request),
     ("dns", is_dns),
 )
+
+
+def _tcp_rank(head: bytes | None) -> int:
+    """Index in TCP_CHECKS of the first check `head` passes, len(TCP_CHECKS) if none.
+    A check is called only when the head's first byte is one it can accept: most heads
+    (binary protocols) are turned away by a set lookup per check."""
+    if not head:
+        return len(TCP_CHECKS)
+    first = head[0]
+    for rank, firsts in enumerate(_TCP_FIRST_BYTES):
+        if (firsts is None or first in firsts) and TCP_CHECKS[rank][1](head):
+            return rank
+    return len(TCP_CHECKS)
 
 
 def recognise(
@@ -180,7 +201,9 @@ def recognise(
     if not orig_head and not resp_head:
         return PORT_SERVICES.get((proto, int(resp_p)))
     if proto == "tcp":
-        return _first_match(TCP_CHECKS, orig_head, resp_head)
+        # the first check either head passes, as _first_match(TCP_CHECKS, ...) finds it
+        rank = min(_tcp_rank(orig_head), _tcp_rank(resp_head))
+        return TCP_CHECKS[rank][0] if rank < len(TCP_CHECKS) else None
     if proto == "udp":
         if resp_p in DHCP_PORTS and (is_dhcp(orig_head) or is_dhcp(resp_head)):
             return "dhcp"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import dpkt
 import pandas as pd
 import pytest
 
+from analyzer import services
 from analyzer.services import dns_answers, is_http_request, recognise
 
 TLS_HELLO = bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03])
@@ -50,6 +52,39 @@ def _dns_query(name: str) -> bytes:
 )
 def test_recognise(proto, port, orig, resp, service):
     assert recognise(proto, port, orig, resp) == service
+
+
+def test_tcp_first_byte_filter_changes_no_answer():
+    """recognise() skips a check when the head's first byte cannot start what it looks
+    for; over heads that pass each check and random ones, the answer is that of calling
+    every check in order."""
+    rng = random.Random(7)
+    heads = [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        b"SSH-2.0-OpenSSH_9.6\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\n",
+        b"PATCH /x HTTP/1.1\r\n",
+        b"HTTP/1.1 200 OK\r\n",
+        b"\x00\x01\x00\x00\x00\x06\x01\x03\x00\x00\x00\x0a",
+        b"\x16\x03\x00\x00\x00\x06\x01\x03",  # TLS and Modbus at once: TLS first
+        b"Hello",
+        b"S",
+        None,
+        b"",
+    ]
+    heads += [rng.randbytes(rng.randint(1, 40)) for _ in range(3000)]
+    heads += [bytes([b]) + rng.randbytes(10) for b in range(256)]
+    for orig in heads:
+        resp = rng.choice(heads)
+        if not orig and not resp:
+            continue  # no payload: the port decides
+        for name, check in services.TCP_CHECKS:
+            if check(orig) or check(resp):
+                expected = name
+                break
+        else:
+            expected = None
+        assert recognise("tcp", 9999, orig, resp) == expected, (orig, resp)
 
 
 def test_ntp_needs_port_123_and_a_48_byte_header():
