@@ -78,6 +78,7 @@ ICMP_NAMES: dict[tuple[str, int], str] = {
 # part of an address or of any other text, replaced by render().
 ORIG, RESP = "\x1e", "\x1f"
 MIDSTREAM = frozenset({"port", "first_packet"})  # orig_evidence without a handshake seen
+HEAD_COLUMNS = ("_orig_head", "_resp_head")  # flows' internal payload columns
 TFTP_PORT = 69  # RFC 1350
 MSRPC_PORT = 135  # endpoint mapper; dynamic ports follow (best effort)
 DYNAMIC_PORT_MIN = 1024  # MS-RPC dynamic range lower bound (older Windows: 1025-5000)
@@ -201,6 +202,9 @@ def classify(result: FlowResult, catalog: Catalog, site: Site | None) -> Classif
         dtype=object,
     )
     decisions = decide_all(flows, ctx)
+    # the payload heads have served (services, payload kind): let them go before the
+    # findings, hosts and Arrow tables are built
+    flows = flows.drop(columns=[c for c in HEAD_COLUMNS if c in flows.columns])
     decisions = follow_ons(flows, decisions)
     if site is not None:
         decisions = apply_allows(flows, decisions, site)

@@ -647,7 +647,13 @@ class FlowTable:
         if slots.n == 0:
             return _empty_flows()
         c = slots.view()
-        events = slots.events[: slots.n]
+        uid = _uids(self.capture_name, c)
+        # Rows in the table's order (ts, then uid) from the start: sorting the finished
+        # frame instead would hold two copies of it at once.
+        order = np.lexsort((uid, c["ts_first"]))
+        c = {name: column[order] for name, column in c.items()}
+        uid = uid[order]
+        events = slots.events[: slots.n][order]
         orig_is_a, evidence = _originator(c, events, self._service)
         pick = _Orienter(orig_is_a)
         bcast_a = _is_bcast(c["a_hi"], c["a_lo"])
@@ -662,11 +668,12 @@ class FlowTable:
         resp_bytes = pick.resp(c["bytes_ab"], c["bytes_ba"])
         mac_ab = _mac_strings(c["mac_ab"], c["macok_ab"])
         mac_ba = _mac_strings(c["mac_ba"], c["macok_ba"])
-        heads_ab = [slots.heads_ab.get(i) for i in range(slots.n)]
-        heads_ba = [slots.heads_ba.get(i) for i in range(slots.n)]
+        rows = order.tolist()
+        heads_ab = [slots.heads_ab.get(i) for i in rows]
+        heads_ba = [slots.heads_ba.get(i) for i in rows]
         frame = pd.DataFrame(
             {
-                "uid": _uids(self.capture_name, c),
+                "uid": uid,
                 "ts": _timestamps(c["ts_first"]),
                 "last_ts": _timestamps(c["ts_last"]),
                 "duration": (c["ts_last"] - c["ts_first"]) / 1e9,
@@ -698,7 +705,7 @@ class FlowTable:
             }
         )
         frame["service"] = frame["service"].astype(object)
-        return frame.sort_values(["ts", "uid"], kind="stable").reset_index(drop=True)
+        return frame
 
     def _arp_frame(self) -> pd.DataFrame:
         if not self._arp:

@@ -99,9 +99,8 @@ def analyze(
             if progress is not None:
                 progress(cap.stats.packets)
         stats = cap.stats
-    release_heap()
+    release_heap()  # the read loop's allocator tuning ends here
     flow_result = table.finish()
-    release_heap()
     classified = classify(flow_result, catalog, site)
     del flow_result
     frames = {

@@ -112,6 +112,7 @@ TUNE_MALLOC = True
 MALLOC_MMAP_THRESHOLD_BYTES = 32 * 2**20  # glibc's own upper bound for its dynamic threshold
 MALLOC_TRIM_THRESHOLD_BYTES = 64 * 2**20  # twice that, as glibc's dynamic rule does
 MALLOC_TOP_PAD_BYTES = 16 * 2**20
+MALLOC_DEFAULT_THRESHOLD_BYTES = 128 * 1024  # glibc's initial mmap and trim thresholds
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # <malloc.h>
 _malloc_tuned = False
 
@@ -325,16 +326,23 @@ def _tune_malloc() -> None:
 
 
 def release_heap() -> None:
-    """Hand the heap's free pages back to the OS (glibc malloc_trim; a no-op elsewhere).
-    With TUNE_MALLOC the heap keeps what the batches freed; callers trim between phases
-    (after reading, after building the tables) so that the next phase starts from what
-    is really in use rather than from the reader's peak."""
+    """End of the reading phase: give glibc its default thresholds back and hand the
+    heap's free pages to the OS (malloc_trim). With TUNE_MALLOC the heap keeps what the
+    batches freed, which is right for the read loop's same-sized temporaries but would
+    let every later, one-off table build raise the process's peak for good. The next
+    Capture tunes again. A no-op where TUNE_MALLOC did nothing."""
+    global _malloc_tuned
     if not _malloc_tuned:
         return
+    _malloc_tuned = False
     try:
-        trim = ctypes.CDLL(None).malloc_trim
+        libc = ctypes.CDLL(None)
+        mallopt, trim = libc.mallopt, libc.malloc_trim
     except (OSError, AttributeError):
         return
+    mallopt(_M_MMAP_THRESHOLD, MALLOC_DEFAULT_THRESHOLD_BYTES)
+    mallopt(_M_TRIM_THRESHOLD, MALLOC_DEFAULT_THRESHOLD_BYTES)
+    mallopt(_M_TOP_PAD, 0)
     trim.argtypes = [ctypes.c_size_t]
     trim(0)
 
