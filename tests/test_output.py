@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -133,38 +134,20 @@ def test_columns_doc_is_generated_from_the_schema() -> None:
     )
 
 
-def test_to_arrow_rejects_values_outside_vocabulary() -> None:
-    import pandas as pd
+def host_frame(**values: object) -> pd.DataFrame:
+    """One hosts row: the non-nullable columns filled, the rest None unless given."""
+    row: dict[str, object] = {c.name: None for c in schema.HOSTS}
+    row.update(ip="10.0.0.1", roles=[], local=True, pkts=1, bytes=60, systems=[])
+    row.update(first_ts=pd.Timestamp("2026-01-01", tz="UTC"))
+    row.update(last_ts=pd.Timestamp("2026-01-01", tz="UTC"), **values)
+    return pd.DataFrame([row])
 
-    row = {c.name: None for c in schema.HOSTS}
-    row.update(
-        ip="10.0.0.1",
-        roles=[],
-        local=True,
-        pkts=1,
-        bytes=60,
-        systems=[],
-        role="cmi_box",
-        first_ts=pd.Timestamp("2026-01-01", tz="UTC"),
-        last_ts=pd.Timestamp("2026-01-01", tz="UTC"),
-    )
+
+def test_to_arrow_rejects_values_outside_vocabulary() -> None:
     with pytest.raises(ValueError, match="column role holds 'cmi_box'"):
-        schema.to_arrow(pd.DataFrame([row]), schema.HOSTS)
+        schema.to_arrow(host_frame(role="cmi_box"), schema.HOSTS)
 
 
 def test_to_arrow_accepts_nulls_in_nullable_vocabulary_columns() -> None:
-    import pandas as pd
-
-    row = {c.name: None for c in schema.HOSTS}
-    row.update(
-        ip="10.0.0.1",
-        roles=[],
-        local=True,
-        pkts=1,
-        bytes=60,
-        systems=[],
-        first_ts=pd.Timestamp("2026-01-01", tz="UTC"),
-        last_ts=pd.Timestamp("2026-01-01", tz="UTC"),
-    )
-    table = schema.to_arrow(pd.DataFrame([row]), schema.HOSTS)
+    table = schema.to_arrow(host_frame(), schema.HOSTS)
     assert table.column("role").to_pylist() == [None]
