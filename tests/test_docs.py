@@ -3,6 +3,9 @@ documented, and the column doc is generated from the schema (see test_output).""
 
 from __future__ import annotations
 
+import functools
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -34,3 +37,39 @@ def test_every_analyze_option_is_documented(doc: str) -> None:
 def test_every_signatures_subcommand_is_documented(doc: str) -> None:
     for name in cli.signatures_cmd.commands:
         assert f"signatures {name}" in DOCS[doc] or f"| {name}" in DOCS[doc], (doc, name)
+
+
+def _benchmark_commands() -> list[str]:
+    text = (ROOT / "docs" / "performance.md").read_text()
+    return sorted(
+        {
+            line.strip()
+            for line in text.splitlines()
+            if line.strip().startswith(".venv/bin/python benchmarks/")
+        }
+    )
+
+
+def test_performance_doc_quotes_commands() -> None:
+    assert len(_benchmark_commands()) >= 5
+
+
+@pytest.mark.parametrize("command", _benchmark_commands())
+def test_performance_doc_commands_exist(command: str) -> None:
+    """Every command docs/performance.md quotes names a benchmark script that exists and
+    options that script accepts (figures must stay reproducible)."""
+    words = command.split()
+    assert (ROOT / words[1]).is_file(), f"{words[1]} does not exist"
+    usage = _usage(words[1])
+    for word in words[2:]:
+        if word.startswith("--"):
+            assert word in usage, f"{words[1]} has no option {word}"
+
+
+@functools.cache
+def _usage(script: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
