@@ -177,10 +177,7 @@ class Context:
 def classify(result: FlowResult, catalog: Catalog, site: Site | None) -> Classified:
     """Fill service/system/signature_id/verdict/severity/reason of every flow and build
     the findings and hosts tables."""
-    if site is not None:
-        site.check_overrides(catalog)
-        if site.overrides:
-            catalog = catalog.with_overrides({k: sorted(v) for k, v in site.overrides.items()})
+    catalog = site_catalog(catalog, site)
     is_local = _memo(site.is_local if site is not None else _default_is_local)
     skipped: Counter[str] = Counter()
     answers = dns_answers(result.dns, skipped=skipped)
@@ -212,6 +209,17 @@ def classify(result: FlowResult, catalog: Catalog, site: Site | None) -> Classif
     findings = build_findings(flows)
     hosts = build_hosts(result, flows, roles, macs, site, is_local)
     return Classified(flows, findings, hosts, answers, skipped)
+
+
+def site_catalog(catalog: Catalog, site: Site | None) -> Catalog:
+    """The catalog as this site has it: its port overrides applied (checked against the
+    catalog first: an unknown id is a SiteError naming the site file's line)."""
+    if site is None:
+        return catalog
+    site.check_overrides(catalog)
+    if not site.overrides:
+        return catalog
+    return catalog.with_overrides({k: sorted(v) for k, v in site.overrides.items()})
 
 
 def _memo(fn: Callable[[str], bool]) -> Callable[[str], bool]:

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import schema
-from .classify import classify
+from .classify import classify, site_catalog
 from .decode import decode_batch
 from .errors import UsageError
 from .flows import FlowTable
@@ -78,13 +78,9 @@ def analyze(
         site = load_site(site, catalog=catalog)
     if write and outdir is None:
         outdir = default_outdir(capture)
-    # The site's port overrides count as service ports for the originator rule; classify
-    # applies the same overrides to the catalog itself.
-    effective = (
-        catalog.with_overrides({k: sorted(v) for k, v in site.overrides.items()})
-        if site is not None and site.overrides
-        else catalog
-    )
+    # The site's port overrides count as service ports for the originator rule (classify
+    # applies them to its catalog the same way).
+    effective = site_catalog(catalog, site)
 
     with Capture(capture, batch_packets=batch_packets) as cap:
         # The file name, not the path: uids and the capture column must not depend on where
