@@ -47,7 +47,6 @@ Damage, and what ``stats`` says about it:
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import gzip
 import hashlib
 import mmap
@@ -508,9 +507,17 @@ class _Scout:
     its chain does not pass through `pos`); the caller then walks the chain itself."""
 
     def __init__(self, fd: int, start: int, order: str) -> None:
+        import fcntl  # POSIX only, like the helper itself (see _start_scout)
+
         argv = [sys.executable, "-I", "-S", str(SCOUT_CHILD), str(fd), str(start), order]
+        # The helper's stderr goes nowhere: should it fail, the main thread carries on
+        # alone, and the user sees no traceback that is not about their capture.
         self._proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, pass_fds=(fd,)
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(fd,),
         )
         assert self._proc.stdout is not None
         self._pipe = self._proc.stdout.fileno()
@@ -551,6 +558,8 @@ class _Scout:
 
 def _start_scout(fh: BinaryIO | None, size: int, start: int, order: str) -> _Scout | None:
     if not SCOUT or fh is None or size < SCOUT_MIN_BYTES or not sys.platform.startswith("linux"):
+        return None
+    if not sys.executable:  # an embedding interpreter that cannot start another one
         return None
     try:
         return _Scout(fh.fileno(), start, order)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import signal
 import struct
 import sys
 from array import array
@@ -64,6 +65,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def main(argv: list[str]) -> int:
+    # Ctrl-C reaches the whole process group: the reader stops this process itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     fd, start, order = int(argv[1]), int(argv[2]), argv[3]
     try:
         scan(fd, start, order, sys.stdout.fileno())

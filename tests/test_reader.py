@@ -163,6 +163,28 @@ def test_scout_finds_every_record_without_the_main_loop(
     assert stats.packets == len(frames) and not stats.truncated
 
 
+def test_stopping_early_ends_the_scout_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader closed after its first batch (Ctrl-C, an error downstream) leaves no
+    helper process behind."""
+    # 300,000 records: more offsets (2.4 MB) than the pipe holds, so the helper is still
+    # running (blocked on the pipe) when the reader stops
+    record = struct.pack("<IIII", 1, 0, 60, 60) + bytes(60)
+    p = tmp_path / "long.pcap"
+    p.write_bytes(pcap_bytes(records=[]) + record * 300_000)
+    monkeypatch.setattr(reader, "SCOUT_MIN_BYTES", 0)
+    monkeypatch.setattr(reader, "CHUNK_BYTES", 64 * 1024)
+    with Capture(p, batch_packets=10) as cap:
+        next(iter(cap.batches()))
+        scout = cap._scout
+        assert scout is not None
+        proc = scout._proc
+        assert proc.returncode is None
+    assert cap._scout is None
+    assert proc.returncode is not None  # reaped by close(): no zombie, no orphan
+
+
 def test_a_failing_scout_is_replaced_by_the_main_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
