@@ -90,9 +90,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -306,11 +305,7 @@ class FlowTable:
         # DNS responses are kept only where they mention one of these names (None: all).
         # Classification needs the answers for the catalog's documented destinations
         # only; keeping every response made memory grow with the capture's length.
-        self._dns_names = (
-            re.compile(b"|".join(map(re.escape, _dns_wire_names(dns_names))) or b"(?!)", re.I)
-            if dns_names is not None
-            else None
-        )
+        self._dns_names = _dns_wire_names(dns_names) if dns_names is not None else None
         self._service = _service_table(service_ports)
         timeouts = np.full(256, int(udp_idle_timeout_s * 1e9), dtype=np.int64)
         timeouts[PROTO_TCP] = int(tcp_idle_timeout_s * 1e9)
@@ -404,22 +399,38 @@ class FlowTable:
         )
         if rows.size == 0:
             return
+        if self._dns_names is not None:
+            rows = self._dns_mentioning(pk, buf, rows)
+            if rows.size == 0:
+                return
         ends = pk.payload_off[rows] + pk.caplen_payload[rows]
         payloads = [
             buf[o:e].tobytes()
             for o, e in zip(pk.payload_off[rows].tolist(), ends.tolist(), strict=True)
         ]
-        if self._dns_names is not None:
-            search = self._dns_names.search
-            wanted = [search(p) is not None for p in payloads]
-            rows = rows[np.asarray(wanted, dtype=bool)]
-            payloads = [p for p, w in zip(payloads, wanted, strict=True) if w]
-            if rows.size == 0:
-                return
         self._dns.append(
             (pk.ts_ns[rows], pk.dst_hi[rows], pk.dst_lo[rows], pk.src_hi[rows], pk.src_lo[rows])
         )
         self._dns_payloads.extend(payloads)
+
+    def _dns_mentioning(self, pk: _Packets, buf: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The `rows` whose payload holds one of the wanted names, in any letter case (DNS
+        0x20). The payloads are joined by 0xFF (no byte of a wire-encoded host name),
+        lower-cased once and searched with bytes.find per name: a case-insensitive regex
+        over the same bytes took 15 ms per MB."""
+        assert self._dns_names is not None
+        offs = pk.payload_off[rows]
+        lens = pk.caplen_payload[rows].astype(np.int64)
+        view = buf.data
+        joined = b"\xff".join(
+            [view[o : o + n] for o, n in zip(offs.tolist(), lens.tolist(), strict=True)]
+        ).lower()
+        starts = np.cumsum(lens + 1) - (lens + 1)  # where each payload begins in `joined`
+        hits = [at for name in self._dns_names for at in _find_all(joined, name)]
+        if not hits:
+            return rows[:0]
+        which = np.unique(np.searchsorted(starts, np.asarray(hits), side="right") - 1)
+        return rows[which]
 
     def _account(self, pk: _Packets, buf: np.ndarray) -> None:
         keys = _canonical_keys(pk)
@@ -745,6 +756,13 @@ class FlowTable:
                 "payload": payload,
             }
         )
+
+
+def _find_all(data: bytes, needle: bytes) -> Iterator[int]:
+    at = data.find(needle)
+    while at >= 0:
+        yield at
+        at = data.find(needle, at + 1)
 
 
 def _dns_wire_names(names: Iterable[str]) -> tuple[bytes, ...]:

@@ -626,3 +626,16 @@ def test_dns_responses_kept_only_when_they_mention_a_wanted_name():
     assert dns["payload"].tolist() == [wanted]
     assert run(rows, dns_names=set()).dns.empty
     assert len(run(rows).dns) == 3  # no filter: every response
+
+
+def test_dns_name_filter_keeps_the_right_responses_of_one_batch():
+    """The filter searches all of a batch's responses at once: each hit must land on its
+    own packet, whatever its position, with empty payloads and several hits around it."""
+    head = b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"
+    cmi = head + b"\x03cmi\x02ta\x02co\x02at\x00"
+    api = head + b"\x03api\x02ta\x02co\x02at\x00\xc0\x0c" + b"\x03cmi\x02ta\x02co\x02at\x00"
+    other = head + b"\x03www\x07example\x00"
+    payloads = [other, b"", cmi, other, other, api, b"", cmi]
+    rows = [udp(0.1 * (i + 1), S, 53, C, 40000 + i, p) for i, p in enumerate(payloads)]
+    dns = run(rows, dns_names={"cmi.ta.co.at", "api.ta.co.at"}).dns
+    assert dns["payload"].tolist() == [cmi, api, cmi]
