@@ -17,9 +17,9 @@ the GIL, so this runs beside the decoder on a second core). The main thread find
 record boundaries of a chunk with one tight loop over ``struct.unpack_from`` (the only
 per-record Python work), carries the incomplete tail into the headroom in front of the
 next chunk, and builds the batch arrays with numpy from the recorded offsets. For a
-classic pcap file of SCOUT_MIN_BYTES or more that loop runs in a helper process instead
-(scout_child.py, fed the same file descriptor), which streams the record offsets through
-a pipe while the main thread decodes; should it fail, the main thread walks on itself.
+classic pcap file of scout.SCOUT_MIN_BYTES or more that loop runs in a helper process
+instead (module scout), which streams the record offsets through a pipe while the main
+thread decodes; should it fail, the main thread walks on itself.
 
 Formats: classic pcap in both byte orders with micro- or nanosecond timestamps; pcapng
 with any number of sections (each with its own byte order) and interfaces (each with its
@@ -54,7 +54,6 @@ import os
 import queue
 import stat
 import struct
-import subprocess
 import sys
 import threading
 import zlib
@@ -67,6 +66,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from . import scout
 from .errors import CaptureError
 
 # Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD: larger pcap records are treated as corrupt.
@@ -90,16 +90,6 @@ MAP_FILES = True
 MAP_AHEAD_BYTES = 4 * CHUNK_BYTES
 DROP_STEP_BYTES = 16 * 2**20
 HASH_STEP_BYTES = 4 * 2**20
-
-# Classic pcap files of at least SCOUT_MIN_BYTES have their record chain followed by a
-# helper process (scout_child.py) while this one decodes: the per-record loop is the one
-# part of reading that numpy cannot do, and it then runs on the second core. Smaller
-# files are not worth the ~30 ms start of a process. SCOUT = False turns it off.
-SCOUT = True
-SCOUT_MIN_BYTES = 64 * 2**20
-SCOUT_PIPE_BYTES = 2**20  # pipe capacity asked for (Linux F_SETPIPE_SZ), best effort
-_F_SETPIPE_SZ = 1031  # <fcntl.h>
-SCOUT_CHILD = Path(__file__).with_name("scout_child.py")
 
 MAX_TS_S = (2**63 - 1) // 10**9  # int64 nanoseconds end in April 2262
 # glibc hands freed blocks of 128 KiB and more back to the OS, so every batch's numpy
@@ -498,75 +488,6 @@ def _u32_rows(buf: np.ndarray, offs: np.ndarray, width: int, order: str) -> np.n
     return win[offs].view(order + "u4")
 
 
-class _Scout:
-    """Record starts of a mapped classic pcap, found by the scout_child.py process.
-
-    starts(pos, end) answers what Capture._walk_pcap(buf, pos, end) would: the starts of
-    the records whose caplen field lies before `end`, from the one at `pos` on, plus the
-    first start whose caplen field does not. None means the helper failed (it died, or
-    its chain does not pass through `pos`); the caller then walks the chain itself."""
-
-    def __init__(self, fd: int, start: int, order: str) -> None:
-        import fcntl  # POSIX only, like the helper itself (see _start_scout)
-
-        argv = [sys.executable, "-I", "-S", str(SCOUT_CHILD), str(fd), str(start), order]
-        # The helper's stderr goes nowhere: should it fail, the main thread carries on
-        # alone, and the user sees no traceback that is not about their capture.
-        self._proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            pass_fds=(fd,),
-        )
-        assert self._proc.stdout is not None
-        self._pipe = self._proc.stdout.fileno()
-        try:
-            fcntl.fcntl(self._pipe, _F_SETPIPE_SZ, SCOUT_PIPE_BYTES)
-        except OSError:
-            pass  # the default capacity works, with less read-ahead
-        self._pending = np.empty(0, dtype=np.int64)  # starts not yet consumed
-        self._partial = b""  # bytes of an int64 cut by a read
-        self._eof = False
-
-    def starts(self, pos: int, end: int) -> np.ndarray | None:
-        pending = self._pending
-        pending = pending[np.searchsorted(pending, pos) :]
-        while not self._eof and (pending.size == 0 or pending[-1] + 12 <= end):
-            pending = np.concatenate([pending, self._read()])
-        self._pending = pending
-        if pending.size == 0 or pending[0] != pos or pending[-1] + 12 <= end:
-            return None
-        k = int(np.searchsorted(pending, end - 12, side="right"))
-        return pending[: k + 1]
-
-    def _read(self) -> np.ndarray:
-        data = self._partial + os.read(self._pipe, SCOUT_PIPE_BYTES)
-        if len(data) == len(self._partial):
-            self._eof = True
-        whole = len(data) // 8 * 8
-        self._partial = data[whole:]
-        return np.frombuffer(data[:whole], dtype=np.int64) - 8
-
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.kill()
-        assert self._proc.stdout is not None
-        self._proc.stdout.close()
-        self._proc.wait()
-
-
-def _start_scout(fh: BinaryIO | None, size: int, start: int, order: str) -> _Scout | None:
-    if not SCOUT or fh is None or size < SCOUT_MIN_BYTES or not sys.platform.startswith("linux"):
-        return None
-    if not sys.executable:  # an embedding interpreter that cannot start another one
-        return None
-    try:
-        return _Scout(fh.fileno(), start, order)
-    except (OSError, ValueError, subprocess.SubprocessError):
-        return None  # no helper: the main thread walks the chain itself
-
-
 class Capture:
     """A capture file (or stdin) opened for reading; see the module docstring."""
 
@@ -584,7 +505,7 @@ class Capture:
         self._src: _StoredSource | _GzipSource | None = None
         self._feeder: _Feeder | None = None
         self._hasher: _MappedHasher | None = None
-        self._scout: _Scout | None = None
+        self._scout: scout.Scout | None = None
         self._kind = ""  # "pcap" or "pcapng"
         self._order = "<"
         self._ts_unit = "usec"
@@ -737,7 +658,7 @@ class Capture:
         try:
             pos = self._file_header(buf, 0, size)
             if self._kind == "pcap":
-                self._scout = _start_scout(self._fh, size, pos, self._order)
+                self._scout = scout.start(self._fh, size, pos, self._order)
             chunk = CHUNK_BYTES
             while True:
                 end = min(pos + chunk, size)

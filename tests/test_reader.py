@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import public_params
 
-from analyzer import reader
+from analyzer import reader, scout
 from analyzer.errors import CaptureError
 from analyzer.reader import Capture
 
@@ -26,8 +26,8 @@ def both_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     mapped classic pcaps have their records found by the scout process. Tests using this
     fixture run once through each."""
     monkeypatch.setattr(reader, "MAP_FILES", request.param != "readinto")
-    monkeypatch.setattr(reader, "SCOUT", request.param == "mmap+scout")
-    monkeypatch.setattr(reader, "SCOUT_MIN_BYTES", 0)
+    monkeypatch.setattr(scout, "SCOUT", request.param == "mmap+scout")
+    monkeypatch.setattr(scout, "SCOUT_MIN_BYTES", 0)
     return request.param != "readinto"
 
 
@@ -151,7 +151,7 @@ def test_scout_finds_every_record_without_the_main_loop(
     """With the scout on, the main process never walks the chain itself: every record
     start came from the helper process, over many chunks."""
     p, frames = many_records(tmp_path)
-    monkeypatch.setattr(reader, "SCOUT_MIN_BYTES", 0)
+    monkeypatch.setattr(scout, "SCOUT_MIN_BYTES", 0)
     monkeypatch.setattr(reader, "CHUNK_BYTES", 64 * 1024)
 
     def no_walk(self: Capture, mv: memoryview, start: int) -> np.ndarray:
@@ -173,13 +173,13 @@ def test_stopping_early_ends_the_scout_process(
     record = struct.pack("<IIII", 1, 0, 60, 60) + bytes(60)
     p = tmp_path / "long.pcap"
     p.write_bytes(pcap_bytes(records=[]) + record * 300_000)
-    monkeypatch.setattr(reader, "SCOUT_MIN_BYTES", 0)
+    monkeypatch.setattr(scout, "SCOUT_MIN_BYTES", 0)
     monkeypatch.setattr(reader, "CHUNK_BYTES", 64 * 1024)
     with Capture(p, batch_packets=10) as cap:
         next(iter(cap.batches()))
-        scout = cap._scout
-        assert scout is not None
-        proc = scout._proc
+        helper = cap._scout
+        assert helper is not None
+        proc = helper._proc
         assert proc.returncode is None
     assert cap._scout is None
     assert proc.returncode is not None  # reaped by close(): no zombie, no orphan
@@ -202,9 +202,9 @@ def test_a_failing_scout_is_replaced_by_the_main_loop(
         "    q += 16 + struct.unpack_from('<I', mm, q)[0]\n"
         "os.write(1, struct.pack(f'={len(out)}q', *out))\n"
     )
-    monkeypatch.setattr(reader, "SCOUT_MIN_BYTES", 0)
+    monkeypatch.setattr(scout, "SCOUT_MIN_BYTES", 0)
     monkeypatch.setattr(reader, "CHUNK_BYTES", 64 * 1024)
-    monkeypatch.setattr(reader, "SCOUT_CHILD", child)
+    monkeypatch.setattr(scout, "SCOUT_CHILD", child)
     walked: list[int] = []
     walk = Capture._walk_pcap
 
