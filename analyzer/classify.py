@@ -851,8 +851,9 @@ def build_findings(flows: pd.DataFrame) -> pd.DataFrame:
 def _uids_per_group(uids: np.ndarray, group_no: np.ndarray) -> list[list[str]]:
     """uids of each group (numbered 0..n-1 in order of appearance), in flow order."""
     order = np.argsort(group_no, kind="stable")
-    bounds = np.flatnonzero(np.diff(group_no[order])) + 1
-    return [list(chunk) for chunk in np.split(uids[order], bounds)]
+    cuts = (np.flatnonzero(np.diff(group_no[order])) + 1).tolist()
+    ordered = uids[order].tolist()
+    return [ordered[a:b] for a, b in zip([0, *cuts], [*cuts, len(ordered)], strict=True)]
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
@@ -905,7 +906,9 @@ def build_hosts(
             "pkts": hosts["pkts"],
             "bytes": hosts["bytes"],
             "systems": [
-                sorted(flow_systems.get(ip, set()) | {ROLE_SYSTEM[r] for r in rs})
+                sorted(flow_systems.get(ip, set()).union(ROLE_SYSTEM[r] for r in rs))
+                if rs or ip in flow_systems
+                else []
                 for ip, rs in zip(ips, host_roles, strict=True)
             ],
         }
@@ -918,10 +921,12 @@ def _nullable(column: pd.Series) -> list[Any]:
 
 
 def _flow_systems(flows: pd.DataFrame) -> dict[str, set[str]]:
+    """Monitored systems (not "common") of the flows each address took part in."""
     sub = flows[flows["system"].notna() & (flows["system"] != "common")]
+    pairs = pd.concat(
+        [pd.DataFrame({"ip": sub[col], "system": sub["system"]}) for col in ("orig_h", "resp_h")]
+    ).drop_duplicates()
     out: dict[str, set[str]] = {}
-    systems = sub["system"].tolist()
-    for col in ("orig_h", "resp_h"):
-        for ip, system in zip(sub[col].tolist(), systems, strict=True):
-            out.setdefault(ip, set()).add(system)
+    for ip, system in zip(pairs["ip"].tolist(), pairs["system"].tolist(), strict=True):
+        out.setdefault(ip, set()).add(system)
     return out
