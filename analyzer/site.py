@@ -187,6 +187,8 @@ def _ranges(networks: tuple[IPNetwork, ...]) -> tuple[tuple[int, int, int], ...]
     the network objects on every call would cost more than the comparison."""
     hit = _RANGES.get(id(networks))
     if hit is None or hit[0] is not networks:
+        if len(_RANGES) >= _RANGES_KEPT:  # a long-lived process loading many site files
+            _RANGES.clear()
         ranges = tuple(
             (net.version, int(net.network_address), int(net.broadcast_address)) for net in networks
         )
@@ -195,6 +197,7 @@ def _ranges(networks: tuple[IPNetwork, ...]) -> tuple[tuple[int, int, int], ...]
 
 
 _RANGES: dict[int, tuple[tuple[IPNetwork, ...], tuple[tuple[int, int, int], ...]]] = {}
+_RANGES_KEPT = 64
 
 
 def default_networks() -> tuple[IPNetwork, ...]:

@@ -231,3 +231,30 @@ def test_override_ports_out_of_range():
         "site.toml:3: override gemos4.pro02-tcp: port 70000 is out of range; "
         "give ports between 0 and 65535, e.g. ports = [13000]"
     )
+
+
+def test_is_local_agrees_with_ipaddress_at_the_edges():
+    """The integer comparison behind is_local answers as ipaddress membership does: network
+    edges, IPv6, a scope id, IPv4-mapped IPv6 and text that is no address at all."""
+    import ipaddress
+
+    from analyzer.site import is_local
+
+    networks = tuple(
+        ipaddress.ip_network(n) for n in ("10.1.0.0/16", "192.168.10.0/24", "fd00:1::/64")
+    )
+    cases = [
+        "10.1.0.0", "10.1.255.255", "10.0.255.255", "10.2.0.0", "192.168.10.255",
+        "192.168.11.0", "fd00:1::", "fd00:1::ffff:ffff:ffff:ffff", "fd00:1:0:1::",
+        "fd00:1::5%eth0", "::ffff:10.1.2.3", "01.1.2.3", "10.1.2", "not an address", "",
+    ]  # fmt: skip
+
+    def expected(ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr.version == n.version and addr in n for n in networks)
+
+    assert [is_local(ip, networks) for ip in cases] == [expected(ip) for ip in cases]
+    assert sum(expected(ip) for ip in cases) == 6  # the cases do test both answers
