@@ -15,14 +15,16 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from . import __version__, report, schema
 from .errors import PcapclassError
-from .pipeline import STDIN, Result, analyze
 from .signatures import format_list, format_show, load_catalog
+
+if TYPE_CHECKING:
+    from .pipeline import Result
 
 PROG = "pcapclass"
 
@@ -106,6 +108,10 @@ def analyze_cmd(
     as_json: bool,
 ) -> None:
     """Analyze captures (pcap, pcapng, optionally .gz; - for stdin)."""
+    # Imported here, not at the top: pandas and the analysis modules take about half a
+    # second to import, which `pcapclass --help` and `pcapclass signatures` need not pay.
+    from .pipeline import STDIN, analyze
+
     results: list[Result] = []
     errors: list[str] = []
     worst_error = 0

@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, schema
-from .pipeline import Result
+
+if TYPE_CHECKING:  # the CLI imports this module for its defaults before any analysis
+    from .pipeline import Result
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1

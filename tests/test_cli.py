@@ -166,12 +166,12 @@ def test_one_bad_capture_among_good_ones_exit_2_others_written(tmp_path: Path) -
 def test_internal_error_exit_3(tmp_path: Path, monkeypatch) -> None:
     from click.testing import CliRunner
 
-    from analyzer import cli
+    from analyzer import cli, pipeline
 
     def boom(*a, **k):
         raise RuntimeError("flow table invariant broken")
 
-    monkeypatch.setattr(cli, "analyze", boom)
+    monkeypatch.setattr(pipeline, "analyze", boom)  # what the CLI imports when it runs
     (tmp_path / "a.pcap").write_bytes(pcap_header())
     res = CliRunner().invoke(cli.main, [str(tmp_path / "a.pcap"), "-o", str(tmp_path / "o")])
     assert res.exit_code == 3
@@ -212,3 +212,20 @@ def test_findings_below_the_threshold_exit_0(tmp_path: Path) -> None:
     assert r.returncode == 0 == obj["exit_code"]
     r = run(cap, "--site", site, "-o", "b", "--fail-on", "low", cwd=tmp_path)
     assert r.returncode == 1
+
+
+def test_help_and_signatures_do_not_import_the_analysis() -> None:
+    """`pcapclass --help` and `pcapclass signatures ...` start without pandas or the
+    analysis modules (half a second of imports a user at a terminal would wait for)."""
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from analyzer import cli\n"
+        "assert CliRunner().invoke(cli.main, ['--help']).exit_code == 0\n"
+        "assert CliRunner().invoke(cli.main, ['signatures', 'list']).exit_code == 0\n"
+        "print(sorted(m for m in ('pandas', 'analyzer.pipeline', 'analyzer.flows')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
