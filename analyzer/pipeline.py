@@ -99,6 +99,7 @@ def analyze(
     flow_result = table.finish()
     classified = classify(flow_result, catalog, site)
     del flow_result
+    release_heap()  # what finish and classify freed, before the Arrow copies are made
     frames = {
         "flows": (classified.flows, schema.FLOWS),
         "findings": (classified.findings, schema.FINDINGS),

@@ -315,23 +315,26 @@ def _tune_malloc() -> None:
 
 
 def release_heap() -> None:
-    """End of the reading phase: give glibc its default thresholds back and hand the
-    heap's free pages to the OS (malloc_trim). With TUNE_MALLOC the heap keeps what the
-    batches freed, which is right for the read loop's same-sized temporaries but would
-    let every later, one-off table build raise the process's peak for good. The next
-    Capture tunes again. A no-op where TUNE_MALLOC did nothing."""
+    """Hand the heap's free pages back to the OS (glibc's malloc_trim; a no-op where that
+    does not exist). The first call after reading also gives glibc its default thresholds
+    back: TUNE_MALLOC keeps what the batches freed, which suits the read loop's same-sized
+    temporaries but would let every later, one-off table build raise the process's peak
+    for good. The next Capture tunes again. The pipeline calls this after reading and
+    after classifying, so that the Arrow tables and the Parquet writer start from what is
+    really in use."""
     global _malloc_tuned
-    if not _malloc_tuned:
+    if not sys.platform.startswith("linux"):
         return
-    _malloc_tuned = False
     try:
         libc = ctypes.CDLL(None)
         mallopt, trim = libc.mallopt, libc.malloc_trim
     except (OSError, AttributeError):
         return
-    mallopt(_M_MMAP_THRESHOLD, MALLOC_DEFAULT_THRESHOLD_BYTES)
-    mallopt(_M_TRIM_THRESHOLD, MALLOC_DEFAULT_THRESHOLD_BYTES)
-    mallopt(_M_TOP_PAD, 0)
+    if _malloc_tuned:
+        _malloc_tuned = False
+        mallopt(_M_MMAP_THRESHOLD, MALLOC_DEFAULT_THRESHOLD_BYTES)
+        mallopt(_M_TRIM_THRESHOLD, MALLOC_DEFAULT_THRESHOLD_BYTES)
+        mallopt(_M_TOP_PAD, 0)
     trim.argtypes = [ctypes.c_size_t]
     trim(0)
 
