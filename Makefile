@@ -26,6 +26,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_stages.py
 
 samples: $(STAMP)
 	$(BIN)/python sample_pcaps/generate.py sample_pcaps
