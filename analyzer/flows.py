@@ -559,9 +559,8 @@ class FlowTable:
         syn_only = (s.proto == PROTO_TCP) & ((s.flags & (TH_SYN | TH_ACK)) == TH_SYN)
         if not syn_only.any() or not (isn[seg_slot] < 0).any():
             return
-        first_syn = _first_in_segment(syn_only, seg_id, seg_slot.size)
-        need = (isn[seg_slot] < 0) & (first_syn != NEVER)
-        isn[seg_slot[need]] = s.pk.seq[s.order[first_syn[need]]]
+        slots, rows = _first_where(s, seg_slot, seg_id, syn_only, isn[seg_slot] < 0)
+        isn[slots] = s.pk.seq[rows]
 
     def _set_macs(
         self,
@@ -576,11 +575,9 @@ class FlowTable:
         unseen = cols[f"pkts_{direction}"][seg_slot] == 0
         if not unseen.any():
             return
-        first_pos = _first_in_segment(mask, seg_id, seg_slot.size)
-        need = unseen & (first_pos != NEVER)
-        rows = s.order[first_pos[need]]
-        cols[f"mac_{direction}"][seg_slot[need]] = s.pk.src_mac[rows]
-        cols[f"macok_{direction}"][seg_slot[need]] = s.pk.has_mac[rows]
+        slots, rows = _first_where(s, seg_slot, seg_id, mask, unseen)
+        cols[f"mac_{direction}"][slots] = s.pk.src_mac[rows]
+        cols[f"macok_{direction}"][slots] = s.pk.has_mac[rows]
 
     def _update_events(
         self, s: _Sorted, starts: np.ndarray, seg_slot: np.ndarray, seg_id: np.ndarray
@@ -621,15 +618,12 @@ class FlowTable:
         missing = ~done[seg_slot]
         if not missing.any():
             return
-        first_pos = _first_in_segment(mask, seg_id, seg_slot.size)
-        need = np.flatnonzero(missing & (first_pos != NEVER))
-        if need.size == 0:
+        slots, rows = _first_where(s, seg_slot, seg_id, mask, missing)
+        if slots.size == 0:
             return
         heads = self._slots.heads_ab if direction == "ab" else self._slots.heads_ba
-        rows = s.order[first_pos[need]]
         offs = s.pk.payload_off[rows].tolist()
         lens = np.minimum(s.pk.caplen_payload[rows], HEAD_BYTES).tolist()
-        slots = seg_slot[need]
         for slot, off, ln in zip(slots.tolist(), offs, lens, strict=True):
             heads[slot] = buf[off : off + ln].tobytes()
         done[slots] = True
@@ -931,6 +925,16 @@ def _group(h: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _seg_sum(seg_id: np.ndarray, values: np.ndarray, nseg: int) -> np.ndarray:
     """Per-segment sums (exact: a batch's sums stay far below 2**53)."""
     return np.bincount(seg_id, weights=values, minlength=nseg).astype(np.int64)
+
+
+def _first_where(
+    s: _Sorted, seg_slot: np.ndarray, seg_id: np.ndarray, mask: np.ndarray, wanted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For the connections of this batch where `wanted` (one flag per segment) that have a
+    packet where `mask`: their slots and the packet row of the first such packet."""
+    first_pos = _first_in_segment(mask, seg_id, seg_slot.size)
+    need = wanted & (first_pos != NEVER)
+    return seg_slot[need], s.order[first_pos[need]]
 
 
 def _first_in_segment(mask: np.ndarray, seg_id: np.ndarray, nseg: int) -> np.ndarray:

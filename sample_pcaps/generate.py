@@ -424,6 +424,30 @@ def http_get(
     s.close(by_client=False, after_s=0.002)
 
 
+def http_series(
+    tr: Trace,
+    *,
+    start_s: float,
+    step_s: float,
+    body_bytes: tuple[int, int],
+    visits: list[tuple[Host, Host, int, str]],
+) -> None:
+    """http_get for each (client, server, port, path), step_s apart from start_s; the
+    server's address as Host header, bodies of first + i * increment bytes."""
+    first, increment = body_bytes
+    for i, (client, server, port, path) in enumerate(visits):
+        http_get(
+            tr,
+            tr.at(start_s + step_s * i),
+            client,
+            server,
+            port,
+            path,
+            host_header=server.ip,
+            body_bytes=first + increment * i,
+        )
+
+
 def https_visit(
     tr: Trace,
     t_ns: int,
@@ -812,51 +836,39 @@ def gemos_site() -> Sequence[Frame]:
     )
     # technician: maintenance pages, ssh, database check
     arp_round(tr, tr.at(119.5), tech, g1)
-    for i, (server, port, path) in enumerate(
-        [
-            (g1, 12081, "/"),
-            (g1, 12090, "/status"),
-            (g1, 12288, "/"),
-            (g2, 12288, "/"),
-            (g1, 12911, "/stats"),
-            (g1, 12101, "/"),
-            (g1, 12102, "/"),
-            (g1, 12092, "/log"),
-        ]
-    ):
-        http_get(
-            tr,
-            tr.at(120.0 + 9 * i),
-            tech,
-            server,
-            port,
-            path,
-            host_header=server.ip,
-            body_bytes=600 + 100 * i,
-        )
-    for i, (client, port, path) in enumerate(
-        [
-            (tech, 12082, "/backup"),
-            (tech, 12083, "/"),
-            (tech, 12084, "/"),
-            (tech, 12091, "/"),
-            (tech, 12093, "/"),
-            (tech, 12094, "/"),
-            (tech, 12079, "/gdarcs/config"),
-            (op1, 12008, "/symbols/bmz.svg"),
-            (op2, 12080, "/"),
-        ]
-    ):
-        http_get(
-            tr,
-            tr.at(400.0 + 7 * i),
-            client,
-            g1,
-            port,
-            path,
-            host_header=g1.ip,
-            body_bytes=400 + 50 * i,
-        )
+    http_series(
+        tr,
+        start_s=120.0,
+        step_s=9,
+        body_bytes=(600, 100),
+        visits=[
+            (tech, g1, 12081, "/"),
+            (tech, g1, 12090, "/status"),
+            (tech, g1, 12288, "/"),
+            (tech, g2, 12288, "/"),
+            (tech, g1, 12911, "/stats"),
+            (tech, g1, 12101, "/"),
+            (tech, g1, 12102, "/"),
+            (tech, g1, 12092, "/log"),
+        ],
+    )
+    http_series(
+        tr,
+        start_s=400.0,
+        step_s=7,
+        body_bytes=(400, 50),
+        visits=[
+            (tech, g1, 12082, "/backup"),
+            (tech, g1, 12083, "/"),
+            (tech, g1, 12084, "/"),
+            (tech, g1, 12091, "/"),
+            (tech, g1, 12093, "/"),
+            (tech, g1, 12094, "/"),
+            (tech, g1, 12079, "/gdarcs/config"),
+            (op1, g1, 12008, "/symbols/bmz.svg"),
+            (op2, g1, 12080, "/"),
+        ],
+    )
     https_visit(
         tr,
         tr.at(470.0),

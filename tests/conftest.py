@@ -82,3 +82,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite tests/golden/<sample>.flows.csv / .findings.csv instead of comparing",
     )
+
+
+# Columns of a FlowResult.flows row that tests rarely care about, with neutral values.
+FLOW_DEFAULTS: dict[str, object] = {
+    "duration": 1.0,
+    "proto": "tcp",
+    "orig_evidence": "syn",
+    "orig_mac": None,
+    "resp_mac": None,
+    "vlan": None,
+    "inner_vlan": None,
+    "conn_state": "SF",
+    "history": "ShADadFf",
+    "service": None,
+    "_orig_head": None,
+    "_resp_head": None,
+    "_resp_bcast": False,
+}
+
+
+def flow_row(**values: object) -> dict[str, object]:
+    """One complete FlowResult.flows row (flows.FLOW_COLUMNS, in that order), as the
+    classifier tests build them: FLOW_DEFAULTS, then `values`, which must give every
+    other column (uid, times, hosts, ports, counters, capture)."""
+    from analyzer.flows import FLOW_COLUMNS
+
+    row = {**FLOW_DEFAULTS, **values}
+    missing = [c for c in FLOW_COLUMNS if c not in row]
+    unknown = [c for c in row if c not in FLOW_COLUMNS]
+    assert not missing and not unknown, f"missing {missing}, unknown {unknown}"
+    return {c: row[c] for c in FLOW_COLUMNS}

@@ -9,6 +9,7 @@ import dpkt
 import pandas as pd
 import pyarrow as pa
 import pytest
+from conftest import flow_row
 
 from analyzer import schema
 from analyzer.classify import classify
@@ -54,35 +55,22 @@ def flow(**overrides: object) -> dict[str, object]:
         "uid": f"C{n:05d}",
         "ts": T0 + pd.Timedelta(seconds=n),
         "last_ts": T0 + pd.Timedelta(seconds=n + 1),
-        "duration": 1.0,
-        "proto": "tcp",
         "orig_h": CLIENT,
         "orig_p": 50000 + n % 10000,
         "resp_h": SERVER,
         "resp_p": 12000,
-        "orig_evidence": "syn",
-        "orig_mac": None,
-        "resp_mac": None,
-        "vlan": None,
-        "inner_vlan": None,
         "orig_pkts": 5,
         "resp_pkts": 4,
         "orig_bytes": 100,
         "resp_bytes": 80,
         "orig_ip_bytes": 360,
         "resp_ip_bytes": 300,
-        "conn_state": "SF",
-        "history": "ShADadFf",
-        "service": None,
         "capture": "test.pcap",
-        "_orig_head": None,
-        "_resp_head": None,
-        "_resp_bcast": False,
     }
     row.update(overrides)
-    if row["proto"] != "tcp" and "conn_state" not in overrides:
+    if row.get("proto", "tcp") != "tcp" and "conn_state" not in overrides:
         row["conn_state"], row["history"], row["orig_evidence"] = "SF", "Dd", "first_packet"
-    return row
+    return flow_row(**row)
 
 
 def result(rows: list[dict[str, object]], dns: list[dict[str, object]] | None = None) -> FlowResult:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 import pytest
+from conftest import flow_row
 
 from analyzer.classify import STATUS_VERDICT, classify
 from analyzer.flows import FlowResult
@@ -136,35 +137,26 @@ def _run(case: Case) -> dict[str, object]:
     hosts = [(case.orig_h, case.orig_role), (case.resp_h, case.resp_role)]
     site_text = "".join(f'[[host]]\nip = "{ip}"\nrole = "{r}"\n' for ip, r in hosts if r)
     site = parse_site(site_text, path="site.toml")
-    row = {
-        "uid": "C1",
-        "ts": T0,
-        "last_ts": T0 + pd.Timedelta(seconds=1),
-        "duration": 1.0,
-        "proto": case.proto,
-        "orig_h": case.orig_h,
-        "orig_p": case.orig_p,
-        "resp_h": case.resp_h,
-        "resp_p": case.resp_p,
-        "orig_evidence": "syn" if case.proto == "tcp" else "first_packet",
-        "orig_mac": None,
-        "resp_mac": None,
-        "vlan": None,
-        "inner_vlan": None,
-        "orig_pkts": 3,
-        "resp_pkts": 3,
-        "orig_bytes": 40,
-        "resp_bytes": 40,
-        "orig_ip_bytes": 200,
-        "resp_ip_bytes": 200,
-        "conn_state": "SF",
-        "history": "ShADadFf" if case.proto == "tcp" else "Dd",
-        "service": None,
-        "capture": "t.pcap",
-        "_orig_head": case.head,
-        "_resp_head": None,
-        "_resp_bcast": False,
-    }
+    row = flow_row(
+        uid="C1",
+        ts=T0,
+        last_ts=T0 + pd.Timedelta(seconds=1),
+        proto=case.proto,
+        orig_h=case.orig_h,
+        orig_p=case.orig_p,
+        resp_h=case.resp_h,
+        resp_p=case.resp_p,
+        orig_evidence="syn" if case.proto == "tcp" else "first_packet",
+        orig_pkts=3,
+        resp_pkts=3,
+        orig_bytes=40,
+        resp_bytes=40,
+        orig_ip_bytes=200,
+        resp_ip_bytes=200,
+        history="ShADadFf" if case.proto == "tcp" else "Dd",
+        capture="t.pcap",
+        _orig_head=case.head,
+    )
     flows = pd.DataFrame([row])
     ips = [case.orig_h, case.resp_h]
     result = FlowResult(

@@ -37,6 +37,20 @@ def _copy_sources(dest: Path) -> Path:
     return src
 
 
+def _probe(code: str, first: Path, cwd: Path) -> str:
+    """Run `code` with `first` ahead of everything on the import path; its stdout.
+    -S skips site-packages processing, so the checkout's editable-install hook is not
+    active; dependencies (pydantic, ...) come from the dev venv via PYTHONPATH, after
+    `first`."""
+    deps = sysconfig.get_paths()["purelib"]
+    env = {"PYTHONPATH": f"{first}:{deps}", "PATH": "/usr/bin:/bin"}
+    run = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=cwd, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
@@ -59,6 +73,7 @@ def test_wheel_contains_the_catalog(wheel: Path) -> None:
             data = zf.read(f"analyzer/signatures_data/{name}")
             assert data == (ROOT / "signatures" / name).read_bytes()
     assert "analyzer/signatures.py" in names
+    assert "analyzer/scout_child.py" in names  # run by path as the reader's helper process
 
 
 def test_installed_package_loads_its_own_catalog(wheel: Path, tmp_path: Path) -> None:
@@ -76,21 +91,7 @@ def test_installed_package_loads_its_own_catalog(wheel: Path, tmp_path: Path) ->
         "print(json.dumps({'package': analyzer.__file__, 'files': list(c.files),"
         " 'ids': [s.id for s in c.signatures], 'sha256': c.sha256}))\n"
     )
-    # -S: skip site-packages processing, so the checkout's editable-install hook is not
-    # active; dependencies (pydantic, ...) come from the dev venv via PYTHONPATH, after
-    # the installed copy.
-    deps = sysconfig.get_paths()["purelib"]
-    env = {"PYTHONPATH": f"{site}:{deps}", "PATH": "/usr/bin:/bin"}
-    run = subprocess.run(
-        [sys.executable, "-S", "-c", probe],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    seen = json.loads(run.stdout)
+    seen = json.loads(_probe(probe, site, tmp_path))
     assert Path(seen["package"]).resolve().parent == (site / "analyzer").resolve()
     data = (site / "analyzer" / "signatures_data").resolve()
     assert [Path(f).resolve() for f in seen["files"]] == [data / n for n in CATALOG_FILES]
@@ -109,16 +110,5 @@ def test_source_checkout_without_install_falls_back_to_signatures_folder(
         "from analyzer.signatures import load_catalog\n"
         "print(json.dumps(load_catalog().files))\n"
     )
-    deps = sysconfig.get_paths()["purelib"]
-    env = {"PYTHONPATH": f"{ROOT}:{deps}", "PATH": "/usr/bin:/bin"}
-    run = subprocess.run(
-        [sys.executable, "-S", "-c", probe],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    files = [Path(f) for f in json.loads(run.stdout)]
+    files = [Path(f) for f in json.loads(_probe(probe, ROOT, tmp_path))]
     assert files == [ROOT / "signatures" / name for name in CATALOG_FILES]

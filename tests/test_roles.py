@@ -6,6 +6,7 @@ import itertools
 
 import pandas as pd
 import pytest
+from conftest import flow_row
 
 from analyzer.roles import infer_roles, is_lantronix, is_wut, own_macs, vendor
 from analyzer.signatures import load_catalog
@@ -22,33 +23,20 @@ def flow(**overrides: object) -> dict[str, object]:
         "uid": f"C{n}",
         "ts": T0 + pd.Timedelta(seconds=n),
         "last_ts": T0,
-        "duration": 1.0,
-        "proto": "tcp",
         "orig_h": SESCOMM,
         "orig_p": 50000 + n,
         "resp_h": ISENET,
         "resp_p": 41796,
-        "orig_evidence": "syn",
-        "orig_mac": None,
-        "resp_mac": None,
-        "vlan": None,
-        "inner_vlan": None,
         "orig_pkts": 5,
         "resp_pkts": 4,
         "orig_bytes": 10,
         "resp_bytes": 10,
         "orig_ip_bytes": 300,
         "resp_ip_bytes": 250,
-        "conn_state": "SF",
-        "history": "ShADadFf",
-        "service": None,
         "capture": "t.pcap",
-        "_orig_head": None,
-        "_resp_head": None,
-        "_resp_bcast": False,
     }
     row.update(overrides)
-    return row
+    return flow_row(**row)
 
 
 EMPTY_ARP = pd.DataFrame(columns=["ip", "mac", "ts"])
