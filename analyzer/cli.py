@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from . import __version__, report, schema
+from . import __version__, schema, summary
 from .errors import PcapclassError
 from .signatures import format_list, format_show, load_catalog
 
@@ -95,7 +95,7 @@ def _progress() -> tuple[Callable[[int], None] | None, Callable[[], None]]:
 @click.option(
     "--fail-on",
     type=click.Choice(schema.SEVERITIES),
-    default=report.DEFAULT_FAIL_ON,
+    default=summary.DEFAULT_FAIL_ON,
     show_default=True,
     help="exit 1 when a finding has at least this severity",
 )
@@ -149,11 +149,11 @@ def analyze_cmd(
             close()
         for warning in results[-1].capture.warnings:
             click.echo(f"{PROG}: warning: {warning}", err=True)
-    code = worst_error or report.exit_code(results, fail_on)
+    code = worst_error or summary.exit_code(results, fail_on)
     if as_json:
-        click.echo(json.dumps(report.as_json(results, code, errors), indent=2, default=str))
+        click.echo(json.dumps(summary.as_json(results, code, errors), indent=2, default=str))
     else:
-        click.echo("\n\n".join(report.summary(r) for r in results))
+        click.echo("\n\n".join(summary.summary(r) for r in results))
     sys.exit(code)
 
 
