@@ -1,0 +1,38 @@
+"""The one decorator every per-packet kernel uses, so all of them compile the same way.
+
+    from analyzer.kernel import kernel
+
+    @kernel
+    def walk(buf, start, end, out): ...
+
+`kernel` is numba's ``njit(cache=True, nogil=True)``:
+
+- ``cache=True``: compiled code is stored beside the source (``__pycache__``) and, where
+  that folder is read-only (a system ``site-packages``), in numba's user-wide cache
+  directory, or wherever ``NUMBA_CACHE_DIR`` points. The first run after an install
+  compiles (a few seconds); later runs load the cache.
+- ``nogil=True``: a kernel releases the GIL, so the reader's hashing thread and a
+  kernel run on two cores at once.
+- Bounds checks follow ``NUMBA_BOUNDSCHECK`` (numba's default: off). The fuzz tests run
+  the kernels with ``NUMBA_BOUNDSCHECK=1`` (and their own ``NUMBA_CACHE_DIR``), so an
+  out-of-bounds read fails a test instead of reading memory. Every kernel still checks
+  each length itself before it reads: that is the product's guarantee, the bounds
+  check is the test's.
+
+Importing this module imports numba (about 0.4 s): only the analysis path does, never
+``pcapclass --help`` or ``pcapclass signatures``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numba
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def kernel(fn: F) -> F:
+    """Compile `fn` as a cached, GIL-free numba kernel."""
+    return numba.njit(cache=True, nogil=True)(fn)  # type: ignore[no-any-return]
