@@ -35,4 +35,4 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def kernel(fn: F) -> F:
     """Compile `fn` as a cached, GIL-free numba kernel."""
-    return numba.njit(cache=True, nogil=True)(fn)  # type: ignore[no-any-return]
+    return numba.njit(cache=True, nogil=True)(fn)  # type: ignore[return-value]
