@@ -110,7 +110,6 @@ def test_killed_write_leaves_no_file_under_the_final_name(tmp_path: Path) -> Non
         import sys, time
         import pyarrow.parquet as pq
         from analyzer import output, schema
-from analyzer.errors import InputError
         real = pq.write_table
         def slow(table, where, **kw):
             where.write(b"PAR1 partial")
