@@ -71,7 +71,8 @@ def _translate_errors() -> Iterator[None]:
     except PcapclassError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        _fail("aborted; no output file was left half-written", summary.EXIT_INTERRUPTED)
+        _print_error("aborted; no output file was left half-written")
+        _exit_now(summary.EXIT_INTERRUPTED)
     except (click.exceptions.Exit, click.ClickException, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence
@@ -129,7 +130,8 @@ class _Interrupts:
     """SIGINT/SIGTERM during a run. The first means "stop reading here": stop() turns
     True, which pipeline.analyze checks after every batch; a read still blocked on a
     quiet pipe INTERRUPT_GRACE_S later is cut short (StopReading). The second aborts at
-    once (KeyboardInterrupt; the writer leaves no file half-written)."""
+    once: inside the reader by exiting, elsewhere by KeyboardInterrupt (the writer
+    removes its temporaries; every final name holds a complete file)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -158,7 +160,10 @@ class _Interrupts:
             return
         self._count += 1
         if self._count > 1:
-            raise KeyboardInterrupt
+            if _in_reader(frame):  # nothing is being written: no need to unwind the reader
+                _print_error("aborted; no output file was left half-written")
+                _exit_now(summary.EXIT_INTERRUPTED)
+            raise KeyboardInterrupt  # unwinds the writer, which removes its temporaries
         self.received = signal.Signals(signum).name
         signal.setitimer(signal.ITIMER_REAL, INTERRUPT_GRACE_S)
         again = "Ctrl-C" if signum == signal.SIGINT else "a second signal"
@@ -310,7 +315,21 @@ def analyze_cmd(
                 parts.append(summary.failures_summary(failures, not_read))
             if parts:
                 _print("\n\n".join(parts))
+    if code == summary.EXIT_INTERRUPTED:
+        _exit_now(code)
     sys.exit(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit after an interrupt without the interpreter's shutdown: the reader's thread
+    may still wait on a live pipe holding stdin's lock, which would abort the shutdown.
+    Every output file is complete and closed by now; stdout and stderr are flushed."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _print_error(message: str) -> None:

@@ -117,19 +117,21 @@ def analyze(
             dns_names={name for sig in catalog.signatures for name in sig.remote_hosts},
         )
         interrupted = False
-        streamed = 0
+        streamed = consumed = 0
         try:
             for raw in cap.batches():
                 table.add(decode_batch(raw, cap.stats.skipped))
+                consumed += raw.n
                 if progress is not None:
                     streamed += _stream_bytes(raw, cap.stats.format)
-                    progress(Progress("reading", cap.stats.packets, streamed, cap.stats.format))
+                    progress(Progress("reading", consumed, streamed, cap.stats.format))
                 if stop is not None and stop():
                     interrupted = True
                     break
         except StopReading:
             interrupted = True
-        stats = cap.stats
+        # interrupted: the reader may have counted records it had not handed out yet
+        stats = replace(cap.stats, packets=consumed) if interrupted else cap.stats
     release_heap()  # the read loop's allocator tuning ends here
     _warn_about(stats, interrupted)
     if progress is not None:
