@@ -122,9 +122,7 @@ def test_stdin_with_out_and_json(tmp_path: Path) -> None:
     ]
     assert obj["exit_code"] == 0 and obj["flows"] == 0
     assert obj["errors"] == [] and obj["failed"] == 0 and obj["interrupted"] is False
-    assert obj["outputs"] == {
-        "-": {n: f"out/{n}.parquet" for n in ("flows", "findings", "hosts")}
-    }
+    assert obj["outputs"] == {"-": {n: f"out/{n}.parquet" for n in ("flows", "findings", "hosts")}}
     assert (tmp_path / "out" / "flows.parquet").exists()
 
 
@@ -175,9 +173,10 @@ def test_help_lists_the_exit_codes(tmp_path: Path) -> None:
             ("3", "internal error"),
             ("130", "interrupted (Ctrl-C, SIGTERM)"),
         ):
-            assert any(
-                line.split()[:1] == [code] and words in line for line in out.splitlines()
-            ), (code, out)
+            assert any(line.split()[:1] == [code] and words in line for line in out.splitlines()), (
+                code,
+                out,
+            )
 
 
 def test_signatures_show_unknown_id(tmp_path: Path) -> None:
