@@ -51,7 +51,7 @@ INTERRUPT_GRACE_S = 1.0
 
 def _line(text: str) -> str:
     """One line for stderr: control characters escaped (crafted file names)."""
-    return summary.printable(" ".join(text.splitlines()))
+    return summary.printable(text)
 
 
 def _fail(message: str, code: int) -> NoReturn:
