@@ -308,3 +308,62 @@ def test_help_and_signatures_do_not_import_the_analysis() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_two_captures_with_one_output_folder_are_refused_before_reading(tmp_path: Path) -> None:
+    """a/x.pcap.gz and b/x.pcap.gz would share D/x.pcap.gz/: exit 2 before anything is
+    read (b's garbage would otherwise be a different error), nothing written."""
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "a" / "x.pcap.gz").write_bytes(pcap_header())
+    (tmp_path / "b" / "x.pcap.gz").write_bytes(b"garbage")
+    r = run("a/x.pcap.gz", "b/x.pcap.gz", "-o", "D", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.decode() == (
+        "pcapclass: error: a/x.pcap.gz and b/x.pcap.gz would both write to D/x.pcap.gz/; "
+        "give the captures different file names or run them one at a time with their own -o\n"
+    )
+    assert not (tmp_path / "D").exists() and r.stdout == b""
+    r = run("-", "-", "-o", "D", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "- and - would both write to D/stdin/" in r.stderr.decode()
+
+
+@pytest.mark.skipif(not (SAMPLES / "mixed_site.pcapng").exists(), reason="demo sample missing")
+def test_a_failed_capture_never_hides_a_finding_nor_a_finding_a_failure(tmp_path: Path) -> None:
+    cap = str(SAMPLES / "mixed_site.pcapng")
+    (tmp_path / "junk.pcap").write_bytes(b"not a capture at all")
+    r = run(cap, "junk.pcap", "-o", "D", "--json", cwd=tmp_path)
+    assert r.returncode == 1
+    obj = json.loads(r.stdout)
+    assert obj["exit_code"] == 1 and obj["failed"] == 1
+    assert obj["errors"] == [
+        "junk.pcap: not a capture file (no pcap or pcapng magic at offset 0); "
+        "pcapclass reads pcap, pcapng and their .gz"
+    ]
+    assert obj["severities"]["critical"] >= 1
+    assert [c["path"] for c in obj["captures"]] == [cap]
+    assert [c["name"] for c in obj["captures"]] == ["mixed_site.pcapng"]
+    # no finding at all, one failure: still 1, not 0
+    (tmp_path / "empty.pcap").write_bytes(pcap_header())
+    r = run("empty.pcap", "junk.pcap", "-o", "E", cwd=tmp_path)
+    assert r.returncode == 1
+    # nothing could be read: 2
+    r = run("junk.pcap", "missing.pcap", "-o", "F", cwd=tmp_path)
+    assert r.returncode == 2
+
+
+@pytest.mark.skipif(not (SAMPLES / "mixed_site.pcapng").exists(), reason="demo sample missing")
+def test_summary_is_bounded_by_limit_and_json_keeps_everything(tmp_path: Path) -> None:
+    cap = str(SAMPLES / "mixed_site.pcapng")
+    r = run(cap, "-o", "o", "--limit", "2", cwd=tmp_path)
+    lines = r.stdout.decode().splitlines()
+    obj = json.loads(run(cap, "-o", "o", "--json", cwd=tmp_path).stdout)
+    total = len(obj["findings"])
+    assert total > 2
+    per = ", ".join(f"{s} {n}" for s, n in obj["severities"].items())
+    head = next(i for i, ln in enumerate(lines) if ln.startswith("findings: "))
+    assert lines[head] == f"findings: {total} ({per})"
+    assert lines[head + 1].split()[:2] == ["SEVERITY", "VERDICT"]
+    assert [ln.split()[0] for ln in lines[head + 2 : head + 4]] == ["critical", "critical"]
+    assert lines[head + 4] == f"  ... and {total - 2} more in o/findings.parquet"
