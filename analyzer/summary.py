@@ -16,6 +16,7 @@ failure: both are 1, and the summary and --json say which (`errors`, `failed`).
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -338,10 +339,17 @@ def _table(rows: list[dict[str, Any]], width: int | None = None) -> list[str]:
             for i in range(len(widths))
         )
         message = c[-1]
-        if width is not None:
-            room = max(width - len(head) - 2, 20)
-            if len(message) > room:
-                message = message[: room - 1] + "…"
-        return head + "  " + message
+        if width is None or len(head) + 2 + len(message) <= width:
+            return head + "  " + message
+        # a terminal too narrow for the message: it goes, wrapped, under its row
+        indent = " " * 4
+        wrapped = textwrap.wrap(
+            message,
+            width=max(width - 1, 40),
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+        )
+        return "\n".join([head.rstrip(), *wrapped])
 
     return [fmt(header)] + [fmt(c) for c in cells]
