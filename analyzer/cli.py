@@ -1,37 +1,66 @@
 """The `pcapclass` command: parse, one library call, print, exit code. Nothing else.
 
-    pcapclass CAPTURE [CAPTURE ...] [-o OUTDIR] [--site SITE.toml] [--fail-on SEVERITY] [--json]
+    pcapclass CAPTURE [CAPTURE ...] [-o OUTDIR] [--site SITE.toml] [--fail-on SEVERITY]
+              [--limit N] [--json]
     pcapclass signatures list | show ID | validate [PATH]
 
-Exit codes (contract): 0 done, no finding at or above --fail-on; 1 done, at least one;
-2 bad input or usage (one line on stderr); 3 internal error.
+Exit codes (contract; the several-captures rule is summary.run_exit_code): 0 done, no
+finding at or above --fail-on; 1 done, at least one, or some captures failed while
+others were analysed; 2 bad input or usage (one line on stderr); 3 internal error;
+130 interrupted (SIGINT/SIGTERM: what was read is analysed and written).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from . import __version__, schema, summary
-from .errors import PcapclassError
+from .errors import PcapclassError, StopReading
+from .output import check_outdir, folder_name
 from .signatures import format_list, format_show, load_catalog
 
 if TYPE_CHECKING:
     from .pipeline import Result
 
 PROG = "pcapclass"
+DEFAULT_BASE = Path("pcapclass-out")  # contract: ./pcapclass-out/<capture name>/
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    done, no finding at or above --fail-on
+  1    done, at least one finding at or above --fail-on, or some captures
+       failed while others were analysed (the errors are listed)
+  2    bad input or usage, or no capture could be read (one line on stderr)
+  3    internal error (a bug; please report it)
+  130  interrupted (Ctrl-C, SIGTERM): what was read is analysed and written,
+       with pcapclass.interrupted = "true" in the metadata"""
+# After the first interrupt, how long a read blocked on a quiet pipe may go on before it
+# is cut short (a writer that dies with the same Ctrl-C delivers its last bytes first).
+INTERRUPT_GRACE_S = 1.0
+
+
+def _line(text: str) -> str:
+    """One line for stderr: control characters escaped (crafted file names)."""
+    return summary.printable(text)
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"{PROG}: error: {message}", err=True)
+    click.echo(f"{PROG}: error: {_line(message)}", err=True)
     sys.exit(code)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"{PROG}: warning: {_line(message)}", err=True)
 
 
 @contextmanager
@@ -42,7 +71,8 @@ def _translate_errors() -> Iterator[None]:
     except PcapclassError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted; no output file was left half-written", 130)
+        _print_error("aborted; no output file was left half-written")
+        _exit_now(summary.EXIT_INTERRUPTED)
     except (click.exceptions.Exit, click.ClickException, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence
@@ -54,35 +84,136 @@ class _DefaultToAnalyze(click.Group):
     """`pcapclass CAPTURE ...` runs `analyze` unless the first word is a subcommand."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "--version"):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = ["analyze", *args]
         return super().parse_args(ctx, args)
 
+    def main(  # type: ignore[override]  # same parameters; exits instead of returning
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Click's usage errors as one line like every other error (exit 2)."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else PROG
+            message = exc.format_message().rstrip(".")
+            _fail(f"{message}; see `{where} --help`", exc.exit_code)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _fail("aborted", summary.EXIT_INTERRUPTED)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
-@click.group(cls=_DefaultToAnalyze, context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(
+    cls=_DefaultToAnalyze,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_CODES_HELP,
+)
 @click.version_option(__version__, prog_name=PROG)
 def main() -> None:
     """Classify the connections in captures against the documented ports of GEMOS 4,
     Sesam/ISENet and the C.M.I., and write flows/findings/hosts as Parquet.
 
-    Run `pcapclass CAPTURE` (the analyze command) or a subcommand."""
+    Run `pcapclass CAPTURE ...` (the analyze command; `pcapclass analyze --help`
+    lists its options) or a subcommand."""
 
 
-def _progress() -> tuple[Callable[[int], None] | None, Callable[[], None]]:
-    """A packet counter on stderr when it is a terminal, else nothing."""
-    if not sys.stderr.isatty():
-        return None, lambda: None
-    from tqdm import tqdm
+class _Interrupts:
+    """SIGINT/SIGTERM during a run. The first means "stop reading here": stop() turns
+    True, which pipeline.analyze checks after every batch; a read still blocked on a
+    quiet pipe INTERRUPT_GRACE_S later is cut short (StopReading). The second aborts at
+    once: inside the reader by exiting, elsewhere by KeyboardInterrupt (the writer
+    removes its temporaries; every final name holds a complete file)."""
 
-    bar = tqdm(unit=" pkts", unit_scale=True, file=sys.stderr, leave=False)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def update(packets: int) -> None:
-        bar.update(packets - bar.n)
+    def __init__(self) -> None:
+        self.received: str | None = None  # name of the first signal
+        self._count = 0
+        self._old: dict[int, Any] = {}
 
-    return update, bar.close
+    def __enter__(self) -> _Interrupts:
+        for sig in (*self.SIGNALS, signal.SIGALRM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def stop(self) -> bool:
+        return self._count > 0
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGALRM:
+            if _in_reader(frame):
+                raise StopReading
+            return
+        self._count += 1
+        if self._count > 1:
+            if _in_reader(frame):  # nothing is being written: no need to unwind the reader
+                _print_error("aborted; no output file was left half-written")
+                _exit_now(summary.EXIT_INTERRUPTED)
+            raise KeyboardInterrupt  # unwinds the writer, which removes its temporaries
+        self.received = signal.Signals(signum).name
+        signal.setitimer(signal.ITIMER_REAL, INTERRUPT_GRACE_S)
+        again = "Ctrl-C" if signum == signal.SIGINT else "a second signal"
+        _warn(
+            f"{self.received} received: stopping; what was read is analysed and written "
+            f"({again} aborts at once)"
+        )
 
 
-@main.command("analyze")
+def _in_reader(frame: FrameType | None) -> bool:
+    """Whether the main thread is inside Capture.batches() (waiting for data)."""
+    while frame is not None:
+        if frame.f_code.co_name == "batches" and frame.f_globals.get("__name__") == (
+            "analyzer.reader"
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _targets(captures: Sequence[str], outdir: Path | None) -> list[Path]:
+    """Each capture's output folder: -o itself for one capture, else OUTDIR/<name>/
+    (default ./pcapclass-out/<name>/). Refuses (exit 2, before reading) two captures that
+    would share a folder, and stdin without -o."""
+    from .pipeline import STDIN
+
+    if len(captures) == 1:
+        if outdir is not None:
+            return [outdir]
+        if captures[0] == STDIN:
+            _fail("reading a capture from standard input (-) needs -o OUTDIR", 2)
+        return [DEFAULT_BASE / folder_name(captures[0])]
+    base = outdir if outdir is not None else DEFAULT_BASE
+    targets = [base / folder_name(c) for c in captures]
+    seen: dict[str, str] = {}
+    for capture, target in zip(captures, targets, strict=True):
+        key = os.path.normcase(os.path.abspath(target))
+        if key in seen:
+            first = seen[key]
+            _fail(
+                f"{first} and {capture} would both write to {target}/; "
+                "give the captures different file names or run them one at a time with "
+                "their own -o",
+                2,
+            )
+        seen[key] = capture
+    return targets
+
+
+@main.command("analyze", epilog=EXIT_CODES_HELP)
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @click.option(
     "-o",
@@ -94,10 +225,17 @@ def _progress() -> tuple[Callable[[int], None] | None, Callable[[], None]]:
 @click.option("--site", type=click.Path(path_type=Path), help="site inventory (TOML)")
 @click.option(
     "--fail-on",
-    type=click.Choice(schema.SEVERITIES),
+    type=click.Choice(schema.SEVERITIES, case_sensitive=False),
     default=summary.DEFAULT_FAIL_ON,
     show_default=True,
     help="exit 1 when a finding has at least this severity",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=summary.DEFAULT_LIMIT,
+    show_default=True,
+    help="findings rows shown per capture (most severe first; --json shows all)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
 def analyze_cmd(
@@ -105,56 +243,117 @@ def analyze_cmd(
     outdir: Path | None,
     site: Path | None,
     fail_on: str,
+    limit: int,
     as_json: bool,
 ) -> None:
-    """Analyze captures (pcap, pcapng, optionally .gz; - for stdin)."""
+    """Analyze captures (pcap, pcapng, optionally .gz; - for stdin).
+
+    Ctrl-C (or SIGTERM) stops reading: what was read is analysed, written and
+    summarised, and the exit code is 130; a second Ctrl-C aborts at once."""
     # Imported here, not at the top: pandas and the analysis modules take about half a
     # second to import, which `pcapclass --help` and `pcapclass signatures` need not pay.
-    from .pipeline import STDIN, analyze
+    from . import progress as progress_mod
+    from .pipeline import analyze
 
+    fail_on = fail_on.lower()
     results: list[Result] = []
-    errors: list[str] = []
-    worst_error = 0
+    paths: list[str] = []
+    failures: list[summary.Failure] = []
     with _translate_errors():
+        targets = _targets(captures, outdir)
+        for target in dict.fromkeys(targets):
+            check_outdir(target)
         catalog = load_catalog()
         site_obj = None
         if site is not None:
             from .site import load_site
 
             site_obj = load_site(site, catalog=catalog)
-    for capture in captures:
-        target = outdir
-        if outdir is not None and len(captures) > 1:
-            target = outdir / ("stdin" if capture == STDIN else Path(capture).name)
-        update, close = _progress()
-        try:
-            results.append(
-                analyze(capture, outdir=target, site=site_obj, catalog=catalog, progress=update)
-            )
-        except PcapclassError as exc:
-            errors.append(str(exc))
-            worst_error = max(worst_error, exc.exit_code)
-            click.echo(f"{PROG}: error: {exc}", err=True)
-            continue
-        except Exception as exc:  # noqa: BLE001
-            traceback.print_exc(file=sys.stderr)
-            errors.append(f"internal error ({type(exc).__name__}: {exc})")
-            worst_error = 3
-            click.echo(
-                f"{PROG}: error: internal error ({type(exc).__name__}: {exc}); please report it",
-                err=True,
-            )
-            continue
-        finally:
-            close()
-        for warning in results[-1].capture.warnings:
-            click.echo(f"{PROG}: warning: {warning}", err=True)
-    code = worst_error or summary.exit_code(results, fail_on)
-    if as_json:
-        click.echo(json.dumps(summary.as_json(results, code, errors), indent=2, default=str))
-    else:
-        click.echo("\n\n".join(summary.summary(r) for r in results))
+    not_read: list[str] = []
+    with _translate_errors(), _Interrupts() as interrupts:
+        for capture, target in zip(captures, targets, strict=True):
+            if interrupts.stop():
+                not_read.append(capture)
+                continue
+            bar = progress_mod.for_terminal(capture)
+            try:
+                result = analyze(
+                    capture,
+                    outdir=target,
+                    site=site_obj,
+                    catalog=catalog,
+                    progress=bar,
+                    stop=interrupts.stop,
+                )
+            except PcapclassError as exc:
+                failures.append(summary.Failure(capture, str(exc), exc.exit_code))
+                _print_error(str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - one capture's bug must not hide others
+                traceback.print_exc(file=sys.stderr)
+                message = f"internal error ({type(exc).__name__}: {exc}); please report it"
+                failures.append(summary.Failure(capture, message, summary.EXIT_INTERNAL))
+                _print_error(message)
+                continue
+            finally:
+                if bar is not None:
+                    bar.close()
+            results.append(result)
+            paths.append(capture)
+            for warning in result.capture.warnings:
+                _warn(warning)
+        code = summary.run_exit_code(
+            results, failures, fail_on, interrupted=interrupts.received is not None
+        )
+        if as_json:
+            obj = summary.as_json(results, code, failures, paths=paths, not_read=not_read)
+            _print(json.dumps(obj, indent=2, default=str))
+        else:
+            width = _terminal_width()
+            parts = [summary.summary(r, limit=limit, width=width) for r in results]
+            if len(captures) > 1 and (failures or not_read):
+                parts.append(summary.failures_summary(failures, not_read))
+            if parts:
+                _print("\n\n".join(parts))
+    if code == summary.EXIT_INTERRUPTED:
+        _exit_now(code)
     sys.exit(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit after an interrupt without the interpreter's shutdown: the reader's thread
+    may still wait on a live pipe holding stdin's lock, which would abort the shutdown.
+    Every output file is complete and closed by now; stdout and stderr are flushed."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _print_error(message: str) -> None:
+    click.echo(f"{PROG}: error: {_line(message)}", err=True)
+
+
+def _print(text: str) -> None:
+    """stdout; a reader that went away (`| head`) is not an error."""
+    try:
+        click.echo(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _terminal_width() -> int | None:
+    """The terminal's width when stdout is one (messages are cut to fit), else None."""
+    try:
+        if sys.stdout.isatty():
+            return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
 
 
 @main.group("signatures")
@@ -198,4 +397,4 @@ def signatures_validate(path: Path | None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name=PROG)

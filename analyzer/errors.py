@@ -9,6 +9,10 @@ the CLI translates them into a one-line message and an exit code.
     │   └── UsageError             options that cannot work together (e.g. stdin without -o)
     └── InternalError              a bug: exit 3
 
+    StopReading (a BaseException)  not an error: an interrupt handler raises it inside
+                                   Capture.batches() to end a read blocked on a pipe;
+                                   pipeline.analyze catches it and finishes what was read
+
 Bad *packets* are not errors: they are counted by reason in the capture stats.
 Every message names the file (and line where there is one) and says how to fix it.
 """
@@ -48,3 +52,9 @@ class InternalError(PcapclassError):
     """An invariant of pcapclass itself broke; always a bug."""
 
     exit_code = 3
+
+
+class StopReading(BaseException):
+    """Raised by an interrupt handler while the main thread waits inside the reader
+    (a live pipe that sends nothing): stop reading here and analyze what was read.
+    A BaseException so that no `except Exception` on the way swallows it."""

@@ -2,16 +2,24 @@
 
 Each file is written to a temporary name in the output directory, flushed to disk and
 then renamed over the final name (os.replace is atomic on POSIX), so a killed run never
-leaves a half-written file under a final name. All three temporaries are complete
-before the first rename.
+leaves a half-written file under a final name: each final name holds the old or the new
+complete file. All three temporaries are complete before the first rename. Temporaries
+are `.<name>.parquet.<pid>.<random>.tmp`; one left by a killed run (its process is gone)
+is removed by the next write into that folder. Files get the mode the umask allows
+(0666 & ~umask), as any Unix tool's output does.
+
+Problems with the folder itself (cannot be created, not writable, read-only file system,
+disk full) are InputError: one line naming the folder and the fix.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
-import tempfile
+import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +33,18 @@ from .reader import CaptureStats
 
 COMPRESSION = "zstd"  # contract: "All three are Parquet (zstd)"
 FILE_NAMES = {name: f"{name}.parquet" for name in schema.TABLES}
+STDIN_FOLDER = "stdin"  # the folder of `-` among several captures (docs/contract.md)
+_TEMP = re.compile(r"^\.(?P<final>[^/]+\.parquet)\.(?:(?P<pid>\d+)\.)?[^/]*\.tmp$")
+# What the user can do about each errno when the output folder cannot be written.
+_FIXES = {
+    errno.EACCES: "choose a folder you can write with -o, or fix its permissions",
+    errno.EPERM: "choose a folder you can write with -o, or fix its permissions",
+    errno.EROFS: "the file system is read-only; choose another folder with -o",
+    errno.ENOSPC: "the disk is full; free some space or choose another folder with -o",
+    errno.EDQUOT: "the disk quota is used up; free some space or choose another folder with -o",
+    errno.EEXIST: "it exists and is not a folder; choose another path with -o",
+    errno.ENOTDIR: "a part of the path is not a folder; choose another path with -o",
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +54,7 @@ class RunInfo:
     capture: CaptureStats
     signatures_sha256: str
     site_sha256: str | None
+    interrupted: bool = False  # reading stopped early on SIGINT/SIGTERM (exit 130)
 
 
 def metadata(info: RunInfo) -> dict[str, str]:
@@ -50,29 +71,107 @@ def metadata(info: RunInfo) -> dict[str, str]:
         "pcapclass.packets": str(cap.packets),
         "pcapclass.skipped": json.dumps(dict(sorted(cap.skipped.items()))),
         "pcapclass.truncated": "true" if cap.truncated else "false",
+        "pcapclass.interrupted": "true" if info.interrupted else "false",
     }
+
+
+def folder_name(capture: str | Path) -> str:
+    """The output folder of one capture among several (or the default folder): the file
+    name only, so `../../etc/x.pcap` stays inside the output directory; control
+    characters (newlines, escapes) become `_`; `-` is `stdin`."""
+    if str(capture) == "-":
+        return STDIN_FOLDER
+    name = "".join("_" if ord(ch) < 32 or ord(ch) == 127 else ch for ch in Path(capture).name)
+    return name if name not in ("", ".", "..") else "_"
+
+
+def folder_error(outdir: Path, exc: OSError, doing: str = "cannot write the output files") -> str:
+    """One line naming the folder, what failed and the fix."""
+    fix = _FIXES.get(exc.errno or 0, "choose another folder with -o")
+    reason = exc.strerror or type(exc).__name__
+    return f"{outdir}: {doing} ({reason}); {fix}"
+
+
+def check_outdir(outdir: Path) -> None:
+    """Before reading anything, prove the output folder can be written (or created),
+    so an unwritable -o costs no analysis. Creates nothing that stays behind: a probe
+    file is made and removed in the folder, or in its nearest existing parent.
+    Raises InputError naming the folder and the fix."""
+    where = outdir
+    while not where.exists() and where != where.parent:
+        if where.is_symlink():  # a dangling link: mkdir would fail on it
+            raise InputError(folder_error(outdir, FileExistsError(errno.EEXIST, "File exists")))
+        where = where.parent
+    if not where.is_dir():
+        exc = NotADirectoryError(errno.ENOTDIR if where != outdir else errno.EEXIST, "")
+        exc.strerror = "not a folder" if where == outdir else f"{where} is not a folder"
+        raise InputError(folder_error(outdir, exc, "cannot create the output folder"))
+    probe = where / f".pcapclass-probe.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        doing = "cannot write the output files" if where == outdir else "cannot create it"
+        raise InputError(folder_error(outdir, exc, doing)) from None
+
+
+def remove_stale_temps(outdir: Path) -> list[Path]:
+    """Remove `.X.parquet.*.tmp` files whose writing process is gone (a killed run);
+    a temporary of a live process (another run writing into the same folder) stays."""
+    removed: list[Path] = []
+    try:
+        entries = list(outdir.iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        m = _TEMP.match(path.name)
+        if m is None or m.group("final") not in FILE_NAMES.values():
+            continue
+        pid = int(m.group("pid")) if m.group("pid") else None
+        if pid is not None and pid != os.getpid() and _alive(pid):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # exists, owned by someone else; or not a pid we can judge: keep
+    return True
 
 
 def write_tables(
     outdir: Path, tables: Mapping[str, pa.Table], meta: Mapping[str, str]
 ) -> dict[str, Path]:
     """Write each table to OUTDIR/<name>.parquet atomically; return the final paths."""
+    for name, table in tables.items():
+        if table.schema != schema.arrow_schema(schema.TABLES[name]):
+            raise ValueError(f"{name} table does not match the schema module")
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"{outdir}: cannot create the output directory ({exc.strerror})") from exc
+        raise InputError(folder_error(outdir, exc, "cannot create the output folder")) from None
+    remove_stale_temps(outdir)
     temps: dict[str, Path] = {}
     try:
-        for name, table in tables.items():
-            columns = schema.TABLES[name]
-            if table.schema != schema.arrow_schema(columns):
-                raise ValueError(f"{name} table does not match the schema module")
-            table = table.replace_schema_metadata({**meta, "pcapclass.table": name})
-            temps[name] = _write_temp(outdir, FILE_NAMES[name], table)
+        try:
+            for name, table in tables.items():
+                table = table.replace_schema_metadata({**meta, "pcapclass.table": name})
+                temps[name] = _write_temp(outdir, FILE_NAMES[name], table)
+        except OSError as exc:
+            raise InputError(folder_error(outdir, exc)) from None
         final: dict[str, Path] = {}
         for name, tmp in temps.items():
             final[name] = outdir / FILE_NAMES[name]
             os.replace(tmp, final[name])
+        _fsync_dir(outdir)
         return final
     finally:
         for tmp in temps.values():
@@ -81,8 +180,9 @@ def write_tables(
 
 
 def _write_temp(outdir: Path, final_name: str, table: pa.Table) -> Path:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final_name}.", suffix=".tmp", dir=outdir)
-    tmp = Path(tmp_name)
+    tmp = outdir / f".{final_name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+    # O_EXCL: never follow or reuse an existing name; the mode is 0666 minus the umask
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             pq.write_table(table, fh, compression=COMPRESSION)
@@ -93,6 +193,16 @@ def _write_temp(outdir: Path, final_name: str, table: pa.Table) -> Path:
             tmp.unlink()
         raise
     return tmp
+
+
+def _fsync_dir(outdir: Path) -> None:
+    """Make the renames durable (a power cut after the run keeps the new names)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(outdir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def read_metadata(path: Path) -> dict[str, str]:

@@ -7,7 +7,7 @@ Parquet (output). Everything but the packet loop works on connections, not packe
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,10 +16,10 @@ import pyarrow.compute as pc
 from . import schema
 from .classify import classify, site_catalog
 from .decode import decode_batch
-from .errors import UsageError
+from .errors import StopReading, UsageError
 from .flows import FlowTable
-from .output import RunInfo, metadata, write_tables
-from .reader import Capture, CaptureStats, release_heap
+from .output import RunInfo, folder_name, metadata, write_tables
+from .reader import Capture, CaptureStats, RawBatch, release_heap
 from .signatures import Catalog, load_catalog
 from .site import Site, load_site
 
@@ -29,7 +29,27 @@ STDIN_NAME = "<stdin>"
 # that the batch's working set stays in a few MiB (measured in benchmarks/).
 BATCH_PACKETS = 65536
 
-ProgressFn = Callable[[int], None]  # called with the packets read so far
+# Bytes a record takes in the stream besides its captured bytes: the pcap record header;
+# a pcapng Enhanced Packet Block's header and trailer (options not counted).
+PCAP_RECORD_OVERHEAD = 16
+PCAPNG_EPB_OVERHEAD = 32
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where one analysis is: stage "reading" after every batch, then one event per
+    later stage ("connections", "classifying", "writing")."""
+
+    stage: str
+    packets: int  # packet records read so far
+    stream_bytes: int  # bytes of the (uncompressed) capture stream consumed, estimated
+    format: str  # the reader's format name, e.g. "gzip+pcapng"
+    connections: int | None = None  # known from stage "classifying" on
+
+
+ProgressFn = Callable[[Progress], None]
+StopFn = Callable[[], bool]  # True: stop reading here (an interrupt); checked per batch
+NO_PACKETS = "no packets in the capture"
 
 
 @dataclass(frozen=True)
@@ -41,6 +61,7 @@ class Result:
     findings: pa.Table
     hosts: pa.Table
     outputs: dict[str, Path]  # table name -> written file; empty when not written
+    interrupted: bool = False  # reading stopped early (stop() said so): exit 130
 
     def verdict_counts(self) -> dict[str, int]:
         """Flows per verdict, in the contract's verdict order, zero counts left out."""
@@ -57,7 +78,7 @@ def default_outdir(capture: str | Path, base: Path = Path("pcapclass-out")) -> P
     """Contract default: ./pcapclass-out/<capture name>/."""
     if str(capture) == STDIN:
         raise UsageError("reading a capture from standard input (-) needs -o OUTDIR")
-    return base / Path(capture).name
+    return base / folder_name(capture)
 
 
 def analyze(
@@ -69,9 +90,14 @@ def analyze(
     write: bool = True,
     progress: ProgressFn | None = None,
     batch_packets: int = BATCH_PACKETS,
+    stop: StopFn | None = None,
 ) -> Result:
     """Analyze one capture (a path or "-" for stdin) and, unless write=False, write
-    flows/findings/hosts Parquet files into `outdir` (default: the contract's)."""
+    flows/findings/hosts Parquet files into `outdir` (default: the contract's).
+
+    `stop` is asked after every batch; when it returns True (or a handler raises
+    StopReading inside the reader), reading ends there and what was read is analyzed
+    and written with `interrupted` set (metadata `pcapclass.interrupted = "true"`)."""
     if catalog is None:
         catalog = load_catalog()
     if site is not None and not isinstance(site, Site):
@@ -90,13 +116,30 @@ def analyze(
             service_ports=effective.service_ports(),
             dns_names={name for sig in catalog.signatures for name in sig.remote_hosts},
         )
-        for raw in cap.batches():
-            table.add(decode_batch(raw, cap.stats.skipped))
-            if progress is not None:
-                progress(cap.stats.packets)
-        stats = cap.stats
+        interrupted = False
+        streamed = consumed = 0
+        try:
+            for raw in cap.batches():
+                table.add(decode_batch(raw, cap.stats.skipped))
+                consumed += raw.n
+                if progress is not None:
+                    streamed += _stream_bytes(raw, cap.stats.format)
+                    progress(Progress("reading", consumed, streamed, cap.stats.format))
+                if stop is not None and stop():
+                    interrupted = True
+                    break
+        except StopReading:
+            interrupted = True
+        # interrupted: the reader may have counted records it had not handed out yet
+        stats = replace(cap.stats, packets=consumed) if interrupted else cap.stats
     release_heap()  # the read loop's allocator tuning ends here
+    _warn_about(stats, interrupted)
+    if progress is not None:
+        progress(Progress("connections", stats.packets, streamed, stats.format))
     flow_result = table.finish()
+    if progress is not None:
+        n = len(flow_result.flows)
+        progress(Progress("classifying", stats.packets, streamed, stats.format, n))
     classified = classify(flow_result, catalog, site)
     del flow_result
     release_heap()  # what finish and classify freed, before the Arrow copies are made
@@ -114,6 +157,30 @@ def analyze(
     outputs: dict[str, Path] = {}
     if write:
         assert outdir is not None
+        if progress is not None:
+            n = tables["flows"].num_rows
+            progress(Progress("writing", stats.packets, streamed, stats.format, n))
         info = RunInfo(stats, catalog.sha256, site.sha256 if site is not None else None)
-        outputs = write_tables(outdir, tables, metadata(info))
-    return Result(stats, tables["flows"], tables["findings"], tables["hosts"], outputs)
+        outputs = write_tables(outdir, tables, metadata(replace(info, interrupted=interrupted)))
+    flows, findings, hosts = tables["flows"], tables["findings"], tables["hosts"]
+    return Result(stats, flows, findings, hosts, outputs, interrupted=interrupted)
+
+
+def _stream_bytes(raw: RawBatch, fmt: str) -> int:
+    """Bytes of the capture stream a batch took (for a progress bar, not for records):
+    exact for classic pcap, the Enhanced Packet Blocks without options for pcapng."""
+    if fmt.endswith("pcapng"):
+        padded = (raw.caplen.astype("int64") + 3) // 4 * 4
+        return int(padded.sum()) + PCAPNG_EPB_OVERHEAD * raw.n
+    return int(raw.caplen.sum(dtype="int64")) + PCAP_RECORD_OVERHEAD * raw.n
+
+
+def _warn_about(stats: CaptureStats, interrupted: bool) -> None:
+    """The run-level warnings of the contract: an interrupt, an empty capture."""
+    if interrupted:
+        stats.warnings.append(
+            f"{stats.name}: interrupted after {stats.packets:,} packets; the results cover "
+            "the packets read until then (exit code 130)"
+        )
+    elif stats.packets == 0 and not any(NO_PACKETS in w for w in stats.warnings):
+        stats.warnings.append(f"{stats.name}: {NO_PACKETS}")

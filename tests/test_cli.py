@@ -63,7 +63,21 @@ def test_empty_capture_gives_empty_fully_typed_tables(tmp_path: Path) -> None:
     meta = read_metadata(out / "flows.parquet")
     assert meta["pcapclass.packets"] == "0"
     assert meta["pcapclass.truncated"] == "false"
-    assert r.stdout.decode().splitlines()[0] == "empty.pcap: 0 packets (0 skipped), 0 flows"
+    assert r.stdout.decode().splitlines()[0] == "empty.pcap: 0 packets, 0 flows"
+    assert r.stderr.decode() == "pcapclass: warning: empty.pcap: no packets in the capture\n"
+
+
+def test_garbage_after_nothing_is_exit_2_not_an_empty_capture(tmp_path: Path) -> None:
+    """A valid header with no records is an empty capture (above); bytes that are no
+    capture at all are exit 2, and no output folder appears."""
+    (tmp_path / "junk.pcap").write_bytes(bytes(range(7, 250)) * 3)
+    r = run("junk.pcap", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.decode() == (
+        "pcapclass: error: junk.pcap: not a capture file (no pcap or pcapng magic at "
+        "offset 0); pcapclass reads pcap, pcapng and their .gz\n"
+    )
+    assert not (tmp_path / "pcapclass-out").exists()
 
 
 def test_stdin_needs_out(tmp_path: Path) -> None:
@@ -83,12 +97,32 @@ def test_stdin_with_out_and_json(tmp_path: Path) -> None:
         "captures",
         "flows",
         "verdicts",
+        "severities",
         "findings",
         "outputs",
+        "errors",
+        "failed",
+        "interrupted",
         "exit_code",
     }
-    assert obj["captures"] == [{"name": "<stdin>", "packets": 0, "skipped": {}, "truncated": False}]
+    assert obj["captures"] == [
+        {
+            "path": "-",
+            "name": "<stdin>",
+            "packets": 0,
+            "skipped": {},
+            "not_ip": {},
+            "damaged": {},
+            "truncated": False,
+            "interrupted": False,
+            "flows": 0,
+            "findings": 0,
+            "warnings": ["<stdin>: no packets in the capture"],
+        }
+    ]
     assert obj["exit_code"] == 0 and obj["flows"] == 0
+    assert obj["errors"] == [] and obj["failed"] == 0 and obj["interrupted"] is False
+    assert obj["outputs"] == {"-": {n: f"out/{n}.parquet" for n in ("flows", "findings", "hosts")}}
     assert (tmp_path / "out" / "flows.parquet").exists()
 
 
@@ -99,10 +133,50 @@ def test_bad_site_file_exit_2(tmp_path: Path) -> None:
     assert r.stderr.decode() == "pcapclass: error: missing.toml: no such file\n"
 
 
-def test_unknown_fail_on_is_usage_error(tmp_path: Path) -> None:
+def test_unknown_fail_on_is_one_line_usage_error(tmp_path: Path) -> None:
     r = run("x.pcap", "--fail-on", "urgent", cwd=tmp_path)
     assert r.returncode == 2
-    assert "Invalid value for '--fail-on'" in r.stderr.decode()
+    assert r.stderr.decode() == (
+        "pcapclass: error: Invalid value for '--fail-on': 'urgent' is not one of 'info', "
+        "'low', 'medium', 'high', 'critical'; see `pcapclass analyze --help`\n"
+    )
+    assert r.stdout == b""
+
+
+def test_unknown_option_is_one_line_usage_error(tmp_path: Path) -> None:
+    r = run("x.pcap", "--frobnicate", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.decode() == (
+        "pcapclass: error: No such option '--frobnicate'; see `pcapclass analyze --help`\n"
+    )
+
+
+@pytest.mark.skipif(not (SAMPLES / "mixed_site.pcapng").exists(), reason="demo sample missing")
+def test_fail_on_is_case_insensitive(tmp_path: Path) -> None:
+    cap = str(SAMPLES / "mixed_site.pcapng")
+    r = run(cap, "-o", "o", "--fail-on", "CRITICAL", "--json", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr.decode()  # the demo has critical findings
+    r = run(cap, "-o", "o", "--fail-on", "Info", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr.decode()
+
+
+def test_help_lists_the_exit_codes(tmp_path: Path) -> None:
+    for args in (("--help",), ("analyze", "--help")):
+        r = run(*args, cwd=tmp_path)
+        assert r.returncode == 0
+        out = r.stdout.decode()
+        assert "Exit codes:" in out
+        for code, words in (
+            ("0", "done, no finding at or above --fail-on"),
+            ("1", "done, at least one finding at or above --fail-on, or some captures"),
+            ("2", "bad input or usage, or no capture could be read"),
+            ("3", "internal error"),
+            ("130", "interrupted (Ctrl-C, SIGTERM)"),
+        ):
+            assert any(line.split()[:1] == [code] and words in line for line in out.splitlines()), (
+                code,
+                out,
+            )
 
 
 def test_signatures_show_unknown_id(tmp_path: Path) -> None:
@@ -155,12 +229,17 @@ def test_two_captures_with_out_get_subfolders(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "b.pcap" / "flows.parquet").exists()
 
 
-def test_one_bad_capture_among_good_ones_exit_2_others_written(tmp_path: Path) -> None:
+def test_one_bad_capture_among_good_ones_exit_1_others_written(tmp_path: Path) -> None:
+    """A failed capture among analysed ones is exit 1 (never 0, never hiding findings)."""
     (tmp_path / "a.pcap").write_bytes(pcap_header())
     r = run("a.pcap", "missing.pcap", cwd=tmp_path)
-    assert r.returncode == 2
-    assert r.stderr.decode() == "pcapclass: error: missing.pcap: no such file\n"
+    assert r.returncode == 1
+    assert r.stderr.decode() == (
+        "pcapclass: warning: a.pcap: no packets in the capture\n"
+        "pcapclass: error: missing.pcap: no such file\n"
+    )
     assert (tmp_path / "pcapclass-out" / "a.pcap" / "flows.parquet").exists()
+    assert r.stdout.decode().endswith("failed: 1 capture\n  missing.pcap: no such file\n")
 
 
 def test_internal_error_exit_3(tmp_path: Path, monkeypatch) -> None:
@@ -229,3 +308,62 @@ def test_help_and_signatures_do_not_import_the_analysis() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_two_captures_with_one_output_folder_are_refused_before_reading(tmp_path: Path) -> None:
+    """a/x.pcap.gz and b/x.pcap.gz would share D/x.pcap.gz/: exit 2 before anything is
+    read (b's garbage would otherwise be a different error), nothing written."""
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "a" / "x.pcap.gz").write_bytes(pcap_header())
+    (tmp_path / "b" / "x.pcap.gz").write_bytes(b"garbage")
+    r = run("a/x.pcap.gz", "b/x.pcap.gz", "-o", "D", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.decode() == (
+        "pcapclass: error: a/x.pcap.gz and b/x.pcap.gz would both write to D/x.pcap.gz/; "
+        "give the captures different file names or run them one at a time with their own -o\n"
+    )
+    assert not (tmp_path / "D").exists() and r.stdout == b""
+    r = run("-", "-", "-o", "D", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "- and - would both write to D/stdin/" in r.stderr.decode()
+
+
+@pytest.mark.skipif(not (SAMPLES / "mixed_site.pcapng").exists(), reason="demo sample missing")
+def test_a_failed_capture_never_hides_a_finding_nor_a_finding_a_failure(tmp_path: Path) -> None:
+    cap = str(SAMPLES / "mixed_site.pcapng")
+    (tmp_path / "junk.pcap").write_bytes(b"not a capture at all")
+    r = run(cap, "junk.pcap", "-o", "D", "--json", cwd=tmp_path)
+    assert r.returncode == 1
+    obj = json.loads(r.stdout)
+    assert obj["exit_code"] == 1 and obj["failed"] == 1
+    assert obj["errors"] == [
+        "junk.pcap: not a capture file (no pcap or pcapng magic at offset 0); "
+        "pcapclass reads pcap, pcapng and their .gz"
+    ]
+    assert obj["severities"]["critical"] >= 1
+    assert [c["path"] for c in obj["captures"]] == [cap]
+    assert [c["name"] for c in obj["captures"]] == ["mixed_site.pcapng"]
+    # no finding at all, one failure: still 1, not 0
+    (tmp_path / "empty.pcap").write_bytes(pcap_header())
+    r = run("empty.pcap", "junk.pcap", "-o", "E", cwd=tmp_path)
+    assert r.returncode == 1
+    # nothing could be read: 2
+    r = run("junk.pcap", "missing.pcap", "-o", "F", cwd=tmp_path)
+    assert r.returncode == 2
+
+
+@pytest.mark.skipif(not (SAMPLES / "mixed_site.pcapng").exists(), reason="demo sample missing")
+def test_summary_is_bounded_by_limit_and_json_keeps_everything(tmp_path: Path) -> None:
+    cap = str(SAMPLES / "mixed_site.pcapng")
+    r = run(cap, "-o", "o", "--limit", "2", cwd=tmp_path)
+    lines = r.stdout.decode().splitlines()
+    obj = json.loads(run(cap, "-o", "o", "--json", cwd=tmp_path).stdout)
+    total = len(obj["findings"])
+    assert total > 2
+    per = ", ".join(f"{s} {n}" for s, n in obj["severities"].items())
+    head = next(i for i, ln in enumerate(lines) if ln.startswith("findings: "))
+    assert lines[head] == f"findings: {total} ({per})"
+    assert lines[head + 1].split()[:2] == ["SEVERITY", "VERDICT"]
+    assert [ln.split()[0] for ln in lines[head + 2 : head + 4]] == ["critical", "critical"]
+    assert lines[head + 4] == f"  ... and {total - 2} more in o/findings.parquet"

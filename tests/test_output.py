@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from analyzer import output, schema
+from analyzer.errors import InputError
 from analyzer.reader import CaptureStats
 
 CONTRACT_KEYS = {
@@ -92,8 +93,12 @@ def test_failed_write_keeps_old_files_and_leaves_no_temp(tmp_path: Path, monkeyp
         return real(table, where, **kw)
 
     monkeypatch.setattr(output.pq, "write_table", failing)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(InputError) as err:
         output.write_tables(tmp_path, _empty_tables(), _meta())
+    assert str(err.value) == (
+        f"{tmp_path}: cannot write the output files (No space left on device); "
+        "the disk is full; free some space or choose another folder with -o"
+    )
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert after == before  # nothing replaced, no temporary left behind
 
