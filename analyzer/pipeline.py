@@ -19,7 +19,7 @@ from .decode import decode_batch
 from .errors import UsageError
 from .flows import FlowTable
 from .output import RunInfo, metadata, write_tables
-from .reader import Capture, CaptureStats, release_heap
+from .reader import Capture, CaptureStats
 from .signatures import Catalog, load_catalog
 from .site import Site, load_site
 
@@ -95,11 +95,9 @@ def analyze(
             if progress is not None:
                 progress(cap.stats.packets)
         stats = cap.stats
-    release_heap()  # the read loop's allocator tuning ends here
     flow_result = table.finish()
     classified = classify(flow_result, catalog, site)
     del flow_result
-    release_heap()  # what finish and classify freed, before the Arrow copies are made
     frames = {
         "flows": (classified.flows, schema.FLOWS),
         "findings": (classified.findings, schema.FINDINGS),
