@@ -50,6 +50,7 @@ def metadata(info: RunInfo) -> dict[str, str]:
         "pcapclass.packets": str(cap.packets),
         "pcapclass.skipped": json.dumps(dict(sorted(cap.skipped.items()))),
         "pcapclass.truncated": "true" if cap.truncated else "false",
+        "pcapclass.health": json.dumps(cap.health, sort_keys=True),
     }
 
 

@@ -18,6 +18,7 @@ from .classify import classify, site_catalog
 from .decode import decode_batch
 from .errors import UsageError
 from .flows import FlowTable
+from .health import capture_health
 from .output import RunInfo, metadata, write_tables
 from .reader import Capture, CaptureStats
 from .signatures import Catalog, load_catalog
@@ -96,6 +97,9 @@ def analyze(
                 progress(cap.stats.packets)
         stats = cap.stats
     flow_result = table.finish()
+    health = capture_health(stats, flow_result.flows)  # needs the flows, before classify
+    stats.health = health.as_dict()
+    stats.warnings.extend(health.warnings())
     classified = classify(flow_result, catalog, site)
     del flow_result
     frames = {
