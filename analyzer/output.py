@@ -72,6 +72,7 @@ def metadata(info: RunInfo) -> dict[str, str]:
         "pcapclass.skipped": json.dumps(dict(sorted(cap.skipped.items()))),
         "pcapclass.truncated": "true" if cap.truncated else "false",
         "pcapclass.interrupted": "true" if info.interrupted else "false",
+        "pcapclass.health": json.dumps(cap.health, sort_keys=True),
     }
 
 

@@ -18,8 +18,9 @@ from .classify import classify, site_catalog
 from .decode import decode_batch
 from .errors import StopReading, UsageError
 from .flows import FlowTable
+from .health import capture_health
 from .output import RunInfo, folder_name, metadata, write_tables
-from .reader import Capture, CaptureStats, RawBatch, release_heap
+from .reader import Capture, CaptureStats, RawBatch
 from .signatures import Catalog, load_catalog
 from .site import Site, load_site
 
@@ -132,17 +133,18 @@ def analyze(
             interrupted = True
         # interrupted: the reader may have counted records it had not handed out yet
         stats = replace(cap.stats, packets=consumed) if interrupted else cap.stats
-    release_heap()  # the read loop's allocator tuning ends here
     _warn_about(stats, interrupted)
     if progress is not None:
         progress(Progress("connections", stats.packets, streamed, stats.format))
     flow_result = table.finish()
+    health = capture_health(stats, flow_result.flows)  # needs the flows, before classify
+    stats.health = health.as_dict()
+    stats.warnings.extend(health.warnings())
     if progress is not None:
         n = len(flow_result.flows)
         progress(Progress("classifying", stats.packets, streamed, stats.format, n))
     classified = classify(flow_result, catalog, site)
     del flow_result
-    release_heap()  # what finish and classify freed, before the Arrow copies are made
     frames = {
         "flows": (classified.flows, schema.FLOWS),
         "findings": (classified.findings, schema.FINDINGS),

@@ -9,22 +9,35 @@ INTERFACE (fixed; other modules depend on it):
         cap.stats                      # CaptureStats, complete after batches() is exhausted
 
 A RawBatch's arrays may live in buffers reused by the next batch: consumers must copy
-what they keep beyond the current batch.
+what they keep beyond the current batch. ``buf`` always has TAIL_PAD_BYTES of slack
+after the last packet's data, so a decoder may read a fixed-width window at any packet.
 
-How it works. A helper thread reads the file as stored in fixed-size chunks into a small
-ring of preallocated buffers and hashes the stored bytes (hashlib and file reads release
-the GIL, so this runs beside the decoder on a second core). The main thread finds the
-record boundaries of a chunk with one tight loop over ``struct.unpack_from`` (the only
-per-record Python work), carries the incomplete tail into the headroom in front of the
-next chunk, and builds the batch arrays with numpy from the recorded offsets. For a
-classic pcap file of scout.SCOUT_MIN_BYTES or more that loop runs in a helper process
-instead (module scout), which streams the record offsets through a pipe while the main
-thread decodes; should it fail, the main thread walks on itself.
+How it works. Regular uncompressed files are memory-mapped; gzip and stdin are read in
+fixed-size chunks into a small ring of buffers, an incomplete record at a chunk's end
+being carried in front of the next chunk. Either way, one compiled kernel (module walk)
+follows the record chain, checks every length before it reads, and writes the fields of
+the kept records into the batch columns. A helper thread computes the SHA-256 of the
+file as stored on the second core while the kernel runs (both release the GIL).
 
 Formats: classic pcap in both byte orders with micro- or nanosecond timestamps; pcapng
 with any number of sections (each with its own byte order) and interfaces (each with its
 own link type, ``if_tsresol`` and ``if_tsoffset``), Enhanced, Simple and the obsolete
 Packet Blocks (other block types are skipped); either of them gzip-compressed.
+
+Timestamps (pcapng). Any ``if_tsresol`` (1 s down to 2^-127 or 10^-127 s) and any
+``if_tsoffset`` are converted exactly; a result outside 1970-01-01 .. 2262-04-11 (what
+int64 nanoseconds hold) is clamped into that range, counted (``events["ts_clamped"]``)
+and warned about: an offset of 9e9 s dates packets 2262, never 1724. A Simple Packet
+Block has no timestamp: it takes the last timestamp of an earlier packet in its section;
+before any, the timestamp of the next Enhanced/obsolete Packet Block of the section
+within SPB_LOOKAHEAD_BYTES (in a stream: within the current read chunk); failing that,
+0 (1970), counted (``events["spb_untimed"]``) and warned about.
+
+Limits. At most walk.MAX_INTERFACES interfaces per section: further IDBs are ignored and
+counted (``events["idb_over_cap"]``), their packets skipped as ``bad_interface``. An IDB
+whose options run past its block keeps its link type and snap length but none of its
+options (``events["idb_bad_options"]``, warned). Memory does not grow with the number of
+sections or interfaces; a block may be at most walk.PCAPNG_MAX_BLOCK bytes.
 
 Damage, and what ``stats`` says about it:
 
@@ -34,19 +47,22 @@ Damage, and what ``stats`` says about it:
   record starts and M the number of packet records before it.
 - a record that cannot be resynchronised (pcap caplen above ``PCAP_MAX_CAPLEN``; pcapng
   block length not a multiple of 4, below 12, above ``PCAPNG_MAX_BLOCK`` or not repeated
-  at the block's end): reading stops there, ``skipped["corrupt_record"] += 1``,
-  ``truncated = True`` and a warning naming the byte offset.
+  at the block's end; a packet or interface block too short for its header): reading
+  stops there, ``skipped["corrupt_record"] += 1``, ``truncated = True`` and a warning
+  naming the byte offset.
 - a record whose framing is intact but whose content is impossible is skipped alone and
-  counted: ``caplen_gt_wirelen`` (pcap), ``bad_caplen`` (pcapng caplen beyond its block),
-  ``bad_interface`` (pcapng packet for an interface its section never described).
+  counted: ``caplen_gt_wirelen``, ``zero_caplen`` (nothing captured), ``bad_caplen``
+  (pcapng caplen beyond its block), ``bad_interface`` (pcapng packet for an interface its
+  section never described).
 - a damaged gzip stream ends the capture like a cut-short file.
 
-``stats.packets`` counts every packet record read, including the skipped ones.
+``stats.packets`` counts every packet record read, including the skipped ones. The
+reader also counts, over the frames it passes on, snaplen-cut packets, timestamps out
+of order, long time gaps and duplicate frames (module health).
 """
 
 from __future__ import annotations
 
-import ctypes
 import gzip
 import hashlib
 import mmap
@@ -60,22 +76,18 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from . import scout
+from . import walk
 from .errors import CaptureError
+from .health import FrameCounters
+from .walk import MAX_TS_S, PCAP_MAX_CAPLEN, PCAPNG_MAX_BLOCK  # noqa: F401  (re-exported)
 
-# Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD: larger pcap records are treated as corrupt.
-PCAP_MAX_CAPLEN = 262_144
-# pcapclass's own bound on one pcapng block (Wireshark allows up to a few MiB for
-# packet blocks with options; 16 MiB leaves room for large NRB/custom blocks).
-PCAPNG_MAX_BLOCK = 16 * 2**20
-# Bytes read from the file per chunk: large enough that numpy's per-batch overhead
-# stays small, small enough that three ring buffers stay well under the RSS budget.
+# Bytes read from the file per chunk: large enough that the per-batch overhead stays
+# small, small enough that three ring buffers stay well under the RSS budget.
 CHUNK_BYTES = 8 * 2**20
 # Room in front of every chunk for the incomplete record carried over from the previous
 # one: a full pcap record (16 + PCAP_MAX_CAPLEN); larger carries take a slower copy path.
@@ -84,29 +96,19 @@ HEADROOM_BYTES = 16 + PCAP_MAX_CAPLEN + 64
 TAIL_PAD_BYTES = 512
 RING_SLOTS = 3  # chunk being decoded, chunk read ahead, chunk being read
 # Regular uncompressed files are memory-mapped instead (measured: the read copy cost
-# 0.4 s per GB; see docs/performance.md). The scanner and the hasher stay within
+# 0.4 s per GB; see docs/performance.md). The walk and the hasher stay within
 # MAP_AHEAD_BYTES of each other; pages both passed are dropped every DROP_STEP_BYTES.
 MAP_FILES = True
 MAP_AHEAD_BYTES = 4 * CHUNK_BYTES
 DROP_STEP_BYTES = 16 * 2**20
 HASH_STEP_BYTES = 4 * 2**20
-
-MAX_TS_S = (2**63 - 1) // 10**9  # int64 nanoseconds end in April 2262
-# glibc hands freed blocks of 128 KiB and more back to the OS, so every batch's numpy
-# temporaries (15 k packets x 8 bytes) fault fresh pages in again. Keeping them in the heap
-# measured 20 % faster for reader + decode (docs/performance.md). This is process-wide
-# (glibc's mallopt; a no-op elsewhere); set TUNE_MALLOC = False before opening a capture
-# to leave the allocator alone.
-TUNE_MALLOC = True
-MALLOC_MMAP_THRESHOLD_BYTES = 32 * 2**20  # glibc's own upper bound for its dynamic threshold
-MALLOC_TRIM_THRESHOLD_BYTES = 64 * 2**20  # twice that, as glibc's dynamic rule does
-MALLOC_TOP_PAD_BYTES = 16 * 2**20
-MALLOC_DEFAULT_THRESHOLD_BYTES = 128 * 1024  # glibc's initial mmap and trim thresholds
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # <malloc.h>
-_malloc_tuned = False
+# How far an SPB at the start of a section looks for the next timestamp (one chunk).
+SPB_LOOKAHEAD_BYTES = CHUNK_BYTES
+MIN_RECORD_BYTES = 16  # the smallest packet record: a pcap header, an empty SPB
 
 PCAP_HDR_LEN = 24
-PCAP_REC_LEN = 16
+PCAP_HDR_SNAPLEN = 16
+PCAP_HDR_NETWORK = 20
 MAGIC_GZIP = b"\x1f\x8b"
 MAGIC_PCAPNG = b"\x0a\x0d\x0d\x0a"
 PCAP_MAGICS: dict[bytes, tuple[str, str]] = {  # magic as stored -> (byte order, ts unit)
@@ -115,15 +117,6 @@ PCAP_MAGICS: dict[bytes, tuple[str, str]] = {  # magic as stored -> (byte order,
     b"\x4d\x3c\xb2\xa1": ("<", "nsec"),
     b"\xa1\xb2\x3c\x4d": (">", "nsec"),
 }
-
-BT_SHB = 0x0A0D0D0A
-BT_IDB = 1
-BT_PB = 2  # obsolete Packet Block
-BT_SPB = 3
-BT_EPB = 6
-EPB_MIN_LEN = 32
-OPT_IF_TSRESOL = 9
-OPT_IF_TSOFFSET = 14
 
 NOT_A_CAPTURE = (
     "{name}: not a capture file (no pcap or pcapng magic at offset 0); "
@@ -156,6 +149,17 @@ class CaptureStats:
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> count
     truncated: bool = False  # the capture was cut short mid-record
     warnings: list[str] = field(default_factory=list)  # human-readable, one line each
+    # --- added by the compiled reader (health.py explains each); all 0 until read
+    snaplen_cut: int = 0  # passed-on packets with caplen < wirelen
+    ts_out_of_order: int = 0  # packets dated earlier than the record before
+    time_gaps: int = 0  # gaps between consecutive packets longer than health.GAP_S
+    longest_gap_s: float = 0.0
+    duplicate_frames: int = 0  # frames seen again within health.DUP_MAX_NS
+    # reader events that are not packets: ts_clamped, spb_untimed, idb_over_cap,
+    # idb_bad_options, ts_resolution_unusable, sections, interfaces
+    events: Counter[str] = field(default_factory=Counter)
+    # filled by pipeline.analyze from health.capture_health (health.Health.as_dict())
+    health: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- byte sources
@@ -299,46 +303,6 @@ class _Feeder(threading.Thread):
         self.drain()
 
 
-def _tune_malloc() -> None:
-    """Once per process: keep batch-sized temporaries in the heap (see TUNE_MALLOC)."""
-    global _malloc_tuned
-    if _malloc_tuned or not TUNE_MALLOC or not sys.platform.startswith("linux"):
-        return
-    _malloc_tuned = True
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD_BYTES)
-    mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD_BYTES)
-    mallopt(_M_TOP_PAD, MALLOC_TOP_PAD_BYTES)
-
-
-def release_heap() -> None:
-    """Hand the heap's free pages back to the OS (glibc's malloc_trim; a no-op where that
-    does not exist). The first call after reading also gives glibc its default thresholds
-    back: TUNE_MALLOC keeps what the batches freed, which suits the read loop's same-sized
-    temporaries but would let every later, one-off table build raise the process's peak
-    for good. The next Capture tunes again. The pipeline calls this after reading and
-    after classifying, so that the Arrow tables and the Parquet writer start from what is
-    really in use."""
-    global _malloc_tuned
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt, trim = libc.mallopt, libc.malloc_trim
-    except (OSError, AttributeError):
-        return
-    if _malloc_tuned:
-        _malloc_tuned = False
-        mallopt(_M_MMAP_THRESHOLD, MALLOC_DEFAULT_THRESHOLD_BYTES)
-        mallopt(_M_TRIM_THRESHOLD, MALLOC_DEFAULT_THRESHOLD_BYTES)
-        mallopt(_M_TOP_PAD, 0)
-    trim.argtypes = [ctypes.c_size_t]
-    trim(0)
-
-
 def _map(fh: BinaryIO) -> mmap.mmap | None:
     """Memory-map a regular, non-empty file; None where that is not possible."""
     try:
@@ -432,74 +396,45 @@ class _MappedHasher(threading.Thread):
         return self._sha.hexdigest()
 
 
-# ------------------------------------------------------------------------------- parsing
+# ------------------------------------------------------------------------------- walking
+
+CORRUPT_TEXT = {  # walk.BAD_* -> what the warning says; {v}: the length, {t}: the trailer
+    walk.BAD_PCAP_CAPLEN: "caplen {v} exceeds " + str(PCAP_MAX_CAPLEN),
+    walk.BAD_BLOCK_ALIGN: "block length {v} is not a multiple of 4",
+    walk.BAD_BLOCK_SHORT: "block length {v} is below the minimum of 12",
+    walk.BAD_BLOCK_BIG: "block length {v} exceeds " + str(PCAPNG_MAX_BLOCK),
+    walk.BAD_BLOCK_TRAIL: "block length {v} does not match the trailing length {t}",
+    walk.BAD_BOM: "section header with an invalid byte-order magic",
+    walk.BAD_SHORT_EPB: "enhanced packet block of only {v} bytes",
+    walk.BAD_SHORT_PB: "packet block of only {v} bytes",
+    walk.BAD_SHORT_SPB: "simple packet block of only {v} bytes",
+    walk.BAD_SHORT_IDB: "interface description block of only {v} bytes",
+}
+EVENT_NAMES = {
+    walk.CNT_TS_CLAMPED: "ts_clamped",
+    walk.CNT_IDB_OVER_CAP: "idb_over_cap",
+    walk.CNT_IDB_BAD_OPTIONS: "idb_bad_options",
+    walk.CNT_SPB_UNTIMED: "spb_untimed",
+    walk.CNT_TS_COARSE_FINE: "ts_resolution_unusable",
+}
 
 
 @dataclass
-class _Interface:
-    linktype: int
-    snaplen: int
-    units_per_s: int  # timestamp units per second (from if_tsresol)
-    offset_s: int  # if_tsoffset
+class _Stop:
+    """Where the walk of one chunk stopped."""
 
-
-@dataclass
-class _Scan:
-    """What one chunk yielded: packet-record offsets and per-record metadata."""
-
-    offs: np.ndarray  # int64 offsets of the record headers (pcapng: blocks) in buf
-    stop: int  # offset of the first byte not consumed
+    pos: int  # offset in buf of the first byte not consumed
     corrupt: str | None = None  # warning text when reading must stop
-    # pcapng only: (first record, byte order, interface base) per section; PB/SPB
-    # positions; block lengths
-    sections: list[tuple[int, str, int]] = field(default_factory=list)
-    special: dict[int, int] = field(default_factory=dict)
-    blen: np.ndarray | None = None
-    hdr: np.ndarray | None = None  # pcap only: record headers as (n, 4) uint32
-
-
-def _segments(
-    sections: list[tuple[int, str, int]], n: int, n_ifaces: int = 0
-) -> Iterator[tuple[int, int, str, int, int]]:
-    """(first, last, byte order, interface base, interface count) of each section with
-    records in [0, n); n_ifaces is the number of interfaces known so far."""
-    for s, (first, order, base) in enumerate(sections):
-        last = min(sections[s + 1][0] if s + 1 < len(sections) else n, n)
-        nxt_base = sections[s + 1][2] if s + 1 < len(sections) else n_ifaces
-        if last > first:
-            yield first, last, order, base, nxt_base - base
-
-
-def _blen_problem(blen: int, trail: int) -> str:
-    if blen % 4:
-        return f"block length {blen} is not a multiple of 4"
-    if blen > PCAPNG_MAX_BLOCK:
-        return f"block length {blen} exceeds {PCAPNG_MAX_BLOCK}"
-    return f"block length {blen} does not match the trailing length {trail}"
-
-
-class _Damage(Exception):
-    def __init__(self, off: int, what: str) -> None:
-        super().__init__(what)
-        self.off = off
-        self.what = what
-
-
-def _u32_rows(buf: np.ndarray, offs: np.ndarray, width: int, order: str) -> np.ndarray:
-    """The `width` bytes at each offset as rows of uint32 in the given byte order."""
-    win = np.lib.stride_tricks.sliding_window_view(buf, width)
-    return win[offs].view(order + "u4")
 
 
 class Capture:
     """A capture file (or stdin) opened for reading; see the module docstring."""
 
     def __init__(self, path: str | Path, *, batch_packets: int = 65536) -> None:
-        # batch_packets default: 64 Ki packets keep numpy's per-call overhead negligible
+        # batch_packets default: 64 Ki packets keep the per-batch overhead negligible
         # while the decoder's scratch arrays stay a few MiB.
         self._path = path
         self._batch = max(1, int(batch_packets))
-        _tune_malloc()
         name = "<stdin>" if str(path) == "-" else str(path)
         self.stats = CaptureStats(name=name)
         self._fh: BinaryIO | None = None
@@ -508,20 +443,14 @@ class Capture:
         self._src: _StoredSource | _GzipSource | None = None
         self._feeder: _Feeder | None = None
         self._hasher: _MappedHasher | None = None
-        self._scout: scout.Scout | None = None
         self._kind = ""  # "pcap" or "pcapng"
-        self._order = "<"
-        self._ts_unit = "usec"
-        self._stream_pos = 0  # stream offset of the first unconsumed byte
-        self._record = 0  # packet records so far
-        # pcap state
-        self._linktype = 0
-        # pcapng state
-        self._ifaces: list[_Interface] = []  # all interfaces of all sections
-        self._section_base = 0  # index in _ifaces of this section's interface 0
-        self._last_ts = 0
-        self._shb_seen = 0
-        self._warned_clamp = False
+        self._big = False  # classic pcap: big-endian
+        self._frac_ns = 1000  # classic pcap: nanoseconds per timestamp fraction unit
+        self._linktype = 0  # classic pcap
+        self._stream_pos = 0  # stream offset of the chunk start passed to _walk_chunk
+        self._st, self._cnt, self._ifc = walk.new_state()
+        self._frames = FrameCounters()
+        self._finished = False
 
     # ---------------------------------------------------------------- opening, format
 
@@ -538,9 +467,6 @@ class Capture:
             self._feeder.join(timeout=5)
         if self._hasher is not None:
             self._hasher.stop()
-        if self._scout is not None:
-            self._scout.close()
-            self._scout = None
         if self._mm is not None:
             try:
                 self._mm.close()
@@ -585,9 +511,11 @@ class Capture:
             self.stats.format = fmt_prefix + "pcapng"
         elif head in PCAP_MAGICS:
             self._kind = "pcap"
-            self._order, self._ts_unit = PCAP_MAGICS[head]
-            endian = "le" if self._order == "<" else "be"
-            self.stats.format = f"{fmt_prefix}pcap-{endian}-{self._ts_unit}"
+            order, ts_unit = PCAP_MAGICS[head]
+            self._big = order == ">"
+            self._frac_ns = 1000 if ts_unit == "usec" else 1
+            endian = "be" if self._big else "le"
+            self.stats.format = f"{fmt_prefix}pcap-{endian}-{ts_unit}"
         else:
             raise CaptureError(NOT_A_CAPTURE.format(name=name))
         self._src = src
@@ -602,10 +530,18 @@ class Capture:
         assert self._stored is not None and self._src is not None
         if self._mm is not None:
             yield from self._batches_mapped(self._mm)
-            return
+        else:
+            yield from self._batches_streamed(self._stored, self._src)
+        self._finish()
+
+    def _batches_streamed(
+        self, stored: _StoredSource, src: _StoredSource | _GzipSource
+    ) -> Iterator[RawBatch]:
+        """gzip and stdin: chunks of CHUNK_BYTES from a ring of buffers a helper thread
+        fills (and hashes); the incomplete record at a chunk's end is carried over."""
         size = HEADROOM_BYTES + CHUNK_BYTES + TAIL_PAD_BYTES
         slots = [np.empty(size, dtype=np.uint8) for _ in range(RING_SLOTS)]
-        feeder = _Feeder(self._stored, self._src, slots)
+        feeder = _Feeder(stored, src, slots)
         self._feeder = feeder
         feeder.start()
         carry = np.empty(0, dtype=np.uint8)
@@ -619,38 +555,23 @@ class Capture:
                 if first:
                     start = self._file_header(buf, start, end)
                     first = False
-                scan = self._scan(buf, start, end)
-                if scan.corrupt is not None:
-                    self._check_readable(scan)
-                yield from self._emit(buf, scan)
-                if scan.corrupt is not None:
-                    self.stats.warnings.append(scan.corrupt)
+                stop = _Stop(start)
+                yield from self._walk_chunk(buf, start, end, end, stop)
+                if stop.corrupt is not None:
+                    self.stats.warnings.append(stop.corrupt)
                     feeder.stop_and_drain()
                     break
-                carry = buf[scan.stop : end].copy()
-                self._stream_pos += scan.stop - start
+                carry = buf[stop.pos : end].copy()
+                self._stream_pos += stop.pos - start
             if n == 0 or err is not None:
-                self._end_of_stream(carry, err)
+                self._end_of_stream(carry.shape[0], err)
                 break
             feeder.free.put(i)
-        self._finalise()
-
-    def _check_readable(self, scan: _Scan) -> None:
-        """Damage before any record and before a usable section header: not a capture."""
-        if (
-            self._kind == "pcapng"
-            and not self._ifaces
-            and self._record == 0
-            and scan.offs.shape[0] == 0
-            and self._shb_seen == 0
-        ):
-            raise CaptureError(
-                f"{self.stats.name}: damaged pcapng section header; "
-                "the file holds no readable record"
-            )
+        self.stats.size = stored.size
+        self.stats.sha256 = stored.sha.hexdigest()
 
     def _batches_mapped(self, mm: mmap.mmap) -> Iterator[RawBatch]:
-        """Regular uncompressed files: scan the memory-mapped file in place (no read copy);
+        """Regular uncompressed files: walk the memory-mapped file in place (no read copy);
         a helper thread hashes it; pages both are done with are dropped from the RSS."""
         buf = np.frombuffer(mm, dtype=np.uint8)
         size = buf.shape[0]
@@ -660,32 +581,86 @@ class Capture:
         hasher.start()
         try:
             pos = self._file_header(buf, 0, size)
-            if self._kind == "pcap":
-                self._scout = scout.start(self._fh, size, pos, self._order)
             chunk = CHUNK_BYTES
             while True:
                 end = min(pos + chunk, size)
                 window.wait_main(end)
-                scan = self._scan(buf, pos, end)
-                if scan.corrupt is not None:
-                    self._check_readable(scan)
-                yield from self._emit(buf, scan)
-                if scan.corrupt is not None:
-                    self.stats.warnings.append(scan.corrupt)
+                stop = _Stop(pos)
+                look_end = min(size, end + SPB_LOOKAHEAD_BYTES)
+                yield from self._walk_chunk(buf, pos, end, look_end, stop)
+                if stop.corrupt is not None:
+                    self.stats.warnings.append(stop.corrupt)
                     break
-                self._stream_pos += scan.stop - pos
+                self._stream_pos += stop.pos - pos
                 if end == size:
-                    self._end_of_stream(buf[scan.stop : size], None)
+                    self._end_of_stream(size - stop.pos, None)
                     break
                 # a record longer than the chunk: widen the chunk until it fits
-                chunk = chunk * 2 if scan.stop == pos else CHUNK_BYTES
-                pos = scan.stop
+                chunk = chunk * 2 if stop.pos == pos else CHUNK_BYTES
+                pos = stop.pos
                 window.advance_main(pos)
         finally:
             window.advance_main(size)
         hasher.join()
         self.stats.size = size
         self.stats.sha256 = hasher.hexdigest()
+
+    def _walk_chunk(
+        self, buf: np.ndarray, start: int, end: int, look_end: int, stop: _Stop
+    ) -> Iterator[RawBatch]:
+        """Batches of the complete records in buf[start:end]; sets stop.pos (and
+        stop.corrupt when reading must end there)."""
+        pos = start
+        st, cnt = self._st, self._cnt
+        st[walk.ST_AHEAD_UNTIL] = -1  # look-ahead positions are this buffer's
+        while True:
+            room = min(self._batch, (end - pos) // MIN_RECORD_BYTES + 1)
+            off = np.empty(room, dtype=np.int64)
+            cap = np.empty(room, dtype=np.uint32)
+            wire = np.empty(room, dtype=np.uint32)
+            ts = np.empty(room, dtype=np.int64)
+            link = np.empty(room, dtype=np.uint16)
+            idx = np.empty(room, dtype=np.int64)
+            if self._kind == "pcap":
+                status, pos, n = walk.walk_pcap(
+                    buf, pos, end, self._big, self._frac_ns, self._linktype, st, cnt,
+                    off, cap, wire, ts, link, idx,
+                )  # fmt: skip
+            else:
+                status, pos, n = walk.walk_pcapng(
+                    buf, pos, end, look_end, st, cnt, self._ifc, off, cap, wire, ts, link, idx
+                )
+            self.stats.packets = int(st[walk.ST_RECORD])
+            if status == walk.WALK_CORRUPT:
+                stop.corrupt = self._corrupt_msg(pos, start)
+            if n:
+                batch = RawBatch(buf, off[:n], cap[:n], wire[:n], ts[:n], link[:n], idx[:n])
+                self._frames.update(buf, batch.data_off, batch.caplen, batch.wirelen, batch.ts_ns)
+                yield batch
+            if status != walk.WALK_FULL:
+                stop.pos = pos
+                return
+
+    def _corrupt_msg(self, pos: int, start: int) -> str:
+        st = self._st
+        if self._kind == "pcapng" and st[walk.ST_SECTIONS] == 0:
+            raise CaptureError(
+                f"{self.stats.name}: damaged pcapng section header; "
+                "the file holds no readable record"
+            )
+        before = int(st[walk.ST_RECORD])
+        self.stats.skipped["corrupt_record"] += 1
+        self.stats.packets = before + 1
+        st[walk.ST_RECORD] = before + 1
+        self.stats.truncated = True
+        what = CORRUPT_TEXT[int(st[walk.ST_BAD_WHAT])].format(
+            v=int(st[walk.ST_BAD_VALUE]), t=int(st[walk.ST_BAD_VALUE2])
+        )
+        at = self._stream_pos + pos - start
+        return (
+            f"{self.stats.name}: corrupt record at byte {at} ({what}); reading stopped "
+            f"there, results cover the first {before} records"
+        )
 
     def _place(self, slot: np.ndarray, carry: np.ndarray, n: int) -> tuple[np.ndarray, int, int]:
         """Put the carried tail in front of the new chunk; returns (buf, start, end)."""
@@ -698,387 +673,90 @@ class Capture:
         big[k : k + n] = slot[HEADROOM_BYTES : HEADROOM_BYTES + n]
         return big, 0, k + n
 
-    def _end_of_stream(self, carry: np.ndarray, gzip_error: str | None) -> None:
+    def _end_of_stream(self, left: int, gzip_error: str | None) -> None:
+        """`left` bytes of an incomplete record remain at the end of the stream."""
         name = self.stats.name
-        if carry.shape[0]:
+        records = int(self._st[walk.ST_RECORD])
+        if left:
             self.stats.truncated = True
             self.stats.warnings.append(
                 f"{name}: capture cut short at byte {self._stream_pos} "
-                f"(record {self._record} incomplete); results cover the first "
-                f"{self._record} records"
+                f"(record {records} incomplete); results cover the first {records} records"
             )
-        if self._kind == "pcapng" and self._shb_seen == 0:
+        if self._kind == "pcapng" and self._st[walk.ST_SECTIONS] == 0:
             raise CaptureError(
                 f"{name}: pcapng section header cut short; the file holds no readable record"
             )
         if gzip_error:
             self.stats.truncated = True
             self.stats.warnings.append(
-                f"{name}: {gzip_error} after {self._stream_pos + carry.shape[0]} "
-                f"uncompressed bytes; results cover the first {self._record} records"
+                f"{name}: {gzip_error} after {self._stream_pos + left} "
+                f"uncompressed bytes; results cover the first {records} records"
             )
 
-    def _finalise(self) -> None:
-        assert self._stored is not None
-        self.stats.size = self._stored.size
-        self.stats.sha256 = self._stored.sha.hexdigest()
+    def _finish(self) -> None:
+        """Counters of the walk into stats, and a warning for each event that has one."""
+        if self._finished:
+            return
+        self._finished = True
+        stats, cnt = self.stats, self._cnt
+        for slot, reason in walk.SKIP_REASONS.items():
+            if cnt[slot]:
+                stats.skipped[reason] += int(cnt[slot])
+        for slot, event in EVENT_NAMES.items():
+            if cnt[slot]:
+                stats.events[event] = int(cnt[slot])
+        if self._kind == "pcapng":
+            stats.events["sections"] = int(self._st[walk.ST_SECTIONS])
+        self._frames.into(stats)
+        stats.warnings.extend(event_warnings(stats.name, stats.events))
 
     # ------------------------------------------------------------------ file header
 
     def _file_header(self, buf: np.ndarray, start: int, end: int) -> int:
         if self._kind == "pcapng":
-            return start  # the first SHB is parsed like any other block
+            return start  # the first SHB is walked like any other block
         if end - start < PCAP_HDR_LEN:
             raise CaptureError(
                 f"{self.stats.name}: pcap file header cut short ({end - start} of "
                 f"{PCAP_HDR_LEN} bytes); the file is not a usable capture"
             )
-        (network,) = struct.unpack_from(self._order + "I", buf.data, start + 20)
+        order = ">" if self._big else "<"
+        (network,) = struct.unpack_from(order + "I", buf.data, start + PCAP_HDR_NETWORK)
         self._linktype = network & 0xFFFF  # upper bits: FCS length flags
         self._stream_pos += PCAP_HDR_LEN
         return start + PCAP_HDR_LEN
 
-    # --------------------------------------------------------------------- scanning
 
-    def _scan(self, buf: np.ndarray, start: int, end: int) -> _Scan:
-        if self._kind == "pcap":
-            return self._scan_pcap(buf, start, end)
-        return self._scan_pcapng(buf, start, end)
-
-    def _scan_pcap(self, buf: np.ndarray, start: int, end: int) -> _Scan:
-        unpack = struct.Struct(self._order + "I").unpack_from
-        mv = buf.data[:end]
-        starts = self._scout.starts(start, end) if self._scout is not None else None
-        if starts is None:
-            if self._scout is not None:  # the helper failed: walk on without it
-                self._scout.close()
-                self._scout = None
-            starts = self._walk_pcap(mv, start)
-        offs, nxt = starts[:-1], starts[1:]
-        complete = int(np.searchsorted(nxt, end, side="right"))
-        offs = offs[:complete]
-        stop = int(starts[complete])
-        corrupt = None
-        hdr = _u32_rows(buf, offs, PCAP_REC_LEN, self._order)
-        caplen = hdr[:, 2]
-        bad = np.flatnonzero(caplen > PCAP_MAX_CAPLEN)
-        if len(bad):
-            k = int(bad[0])
-            stop, offs, hdr = int(offs[k]), offs[:k], hdr[:k]
-            corrupt = self._corrupt_msg(
-                stop, f"caplen {int(caplen[k])} exceeds {PCAP_MAX_CAPLEN}", start, offs.shape[0]
-            )
-        elif stop + 12 <= end:  # the incomplete record's header is readable: check it
-            (c,) = unpack(mv, stop + 8)
-            if c > PCAP_MAX_CAPLEN:
-                corrupt = self._corrupt_msg(
-                    stop, f"caplen {c} exceeds {PCAP_MAX_CAPLEN}", start, offs.shape[0]
-                )
-        return _Scan(offs=offs, stop=stop, corrupt=corrupt, hdr=hdr)
-
-    def _walk_pcap(self, mv: memoryview, start: int) -> np.ndarray:
-        """Record starts from `start` on whose caplen field lies inside `mv`, plus the
-        first one whose does not (the chain continues there)."""
-        unpack = struct.Struct(self._order + "I").unpack_from
-        qs: list[int] = []
-        append = qs.append
-        q = start + 8  # offset of caplen in the record header
-        try:
-            for _ in repeat(None):  # the hot loop: one unpack per record
-                append(q)
-                (c,) = unpack(mv, q)
-                q += 16 + c  # PCAP_REC_LEN, as a literal: this is the hot loop
-        except struct.error:
-            pass
-        return np.array(qs, dtype=np.int64) - 8  # the last one could not be read
-
-    def _corrupt_msg(self, off: int, what: str, start: int, before: int) -> str:
-        self.stats.skipped["corrupt_record"] += 1
-        self.stats.packets += 1
-        self.stats.truncated = True
-        at = self._stream_pos + off - start
-        total = self._record + before
-        return (
-            f"{self.stats.name}: corrupt record at byte {at} ({what}); reading stopped "
-            f"there, results cover the first {total} records"
+def event_warnings(name: str, events: Counter[str]) -> list[str]:
+    """One warning per reader event that makes results less trustworthy."""
+    out = []
+    if events["ts_clamped"]:
+        out.append(
+            f"{name}: {events['ts_clamped']:,} timestamps beyond the year 2262 or before 1970 "
+            "were clamped into that range; the capture's clock or an interface's "
+            "if_tsoffset is wrong"
         )
-
-    def _scan_pcapng(self, buf: np.ndarray, start: int, end: int) -> _Scan:
-        mv = buf.data[:end]
-        ps: list[int] = []
-        append = ps.append
-        special: dict[int, int] = {}  # position in ps -> block type (PB, SPB)
-        sections: list[tuple[int, str, int]] = [(0, self._order, self._section_base)]
-        unpack2 = struct.Struct(self._order + "II").unpack_from
-        p = start
-        corrupt_at: _Damage | None = None
-        try:
-            for _ in repeat(None):  # the hot loop: one unpack per block
-                (btype, blen) = unpack2(mv, p)
-                if btype == BT_EPB and blen >= EPB_MIN_LEN:
-                    append(p)
-                    p += blen
-                    continue
-                nxt = self._slow_block(mv, p, end, btype, blen)
-                if nxt is None:
-                    break
-                if btype == BT_SHB:
-                    unpack2 = struct.Struct(self._order + "II").unpack_from
-                    sections.append((len(ps), self._order, self._section_base))
-                elif btype in (BT_PB, BT_SPB):
-                    special[len(ps)] = btype
-                    append(p)
-                p = nxt
-        except struct.error:
-            pass
-        except _Damage as dmg:
-            corrupt_at = dmg
-        offs = np.array(ps, dtype=np.int64)
-        return self._check_pcapng(buf, start, end, offs, p, special, sections, corrupt_at)
-
-    def _slow_block(self, mv: memoryview, p: int, end: int, btype: int, blen: int) -> int | None:
-        """Any block but a well-formed-looking EPB. Returns the next offset, None if the
-        block is incomplete in this chunk; raises _Damage when reading must stop."""
-        if btype == BT_SHB:
-            if p + 12 > end:
-                return None
-            bom = bytes(mv[p + 8 : p + 12])
-            if bom == b"\x4d\x3c\x2b\x1a":
-                order = "<"
-            elif bom == b"\x1a\x2b\x3c\x4d":
-                order = ">"
-            else:
-                raise _Damage(p, "section header with an invalid byte-order magic")
-            (blen,) = struct.unpack_from(order + "I", mv, p + 4)
-            self._check_blen(p, blen)
-            if p + blen > end:
-                return None
-            self._order = order
-            self._section_base = len(self._ifaces)
-            self._shb_seen += 1
-            return p + blen
-        self._check_blen(p, blen)
-        if p + blen > end:
-            return None
-        (trail,) = struct.unpack_from(self._order + "I", mv, p + blen - 4)
-        if trail != blen:
-            raise _Damage(p, f"block length {blen} does not match the trailing length {trail}")
-        if btype == BT_IDB:
-            self._ifaces.append(self._parse_idb(mv, p, blen))
-        elif btype == BT_EPB:  # too short to hold an EPB header
-            raise _Damage(p, f"enhanced packet block of only {blen} bytes")
-        elif btype == BT_PB and blen < EPB_MIN_LEN:
-            raise _Damage(p, f"packet block of only {blen} bytes")
-        elif btype == BT_SPB and blen < 16:
-            raise _Damage(p, f"simple packet block of only {blen} bytes")
-        return p + blen
-
-    def _check_blen(self, p: int, blen: int) -> None:
-        if blen < 12 or blen % 4:
-            raise _Damage(p, f"block length {blen} is not a multiple of 4 of at least 12")
-        if blen > PCAPNG_MAX_BLOCK:
-            raise _Damage(p, f"block length {blen} exceeds {PCAPNG_MAX_BLOCK}")
-
-    def _parse_idb(self, mv: memoryview, p: int, blen: int) -> _Interface:
-        o = self._order
-        linktype, _res, snaplen = struct.unpack_from(o + "HHI", mv, p + 8)
-        units, offset_s = 10**6, 0  # pcapng default resolution: microseconds
-        q, stop = p + 16, p + blen - 4
-        while q + 4 <= stop:
-            code, length = struct.unpack_from(o + "HH", mv, q)
-            if code == 0:
-                break
-            val = bytes(mv[q + 4 : q + 4 + length])
-            if code == OPT_IF_TSRESOL and length >= 1:
-                r = val[0]
-                units = 2 ** (r & 0x7F) if r & 0x80 else 10 ** (r & 0x7F)
-            elif code == OPT_IF_TSOFFSET and length >= 8:
-                (offset_s,) = struct.unpack_from(o + "q", val)
-            q += 4 + ((length + 3) & ~3)
-        return _Interface(linktype=linktype, snaplen=snaplen, units_per_s=units, offset_s=offset_s)
-
-    def _check_pcapng(
-        self,
-        buf: np.ndarray,
-        start: int,
-        end: int,
-        offs: np.ndarray,
-        p: int,
-        special: dict[int, int],
-        sections: list[tuple[int, str, int]],
-        dmg: _Damage | None,
-    ) -> _Scan:
-        """Vectorised checks of the packet blocks the hot loop accepted on trust; picks
-        the earliest place where this chunk stops (incomplete block or damage)."""
-        n = offs.shape[0]
-        blen = np.zeros(n, dtype=np.int64)
-        for first, last, order, _base, _size in _segments(sections, n):
-            blen[first:last] = _u32_rows(buf, offs[first:last], 8, order)[:, 1]
-        complete = offs + blen <= end
-        trail = np.zeros(n, dtype=np.int64)
-        for first, last, order, _base, _size in _segments(sections, n):
-            ok = np.flatnonzero(complete[first:last]) + first
-            tail_off = offs[ok] + blen[ok] - 4
-            trail[ok] = _u32_rows(buf, tail_off, 4, order)[:, 0]
-        bad = (blen % 4 != 0) | (blen > PCAPNG_MAX_BLOCK) | (complete & (trail != blen))
-        # (offset, damage text or None for "incomplete, continue with the next chunk")
-        events: list[tuple[int, str | None]] = [(min(p, end), None)]
-        if dmg is not None:
-            events.append((dmg.off, dmg.what))
-        if bad.any():
-            k = int(np.argmax(bad))
-            events.append((int(offs[k]), _blen_problem(int(blen[k]), int(trail[k]))))
-        if not complete.all():
-            events.append((int(offs[int(np.argmin(complete))]), None))
-        stop, what = min(events, key=lambda e: (e[0], e[1] is None))
-        cut = int(np.searchsorted(offs, stop))
-        corrupt = self._corrupt_msg(stop, what, start, cut) if what is not None else None
-        return _Scan(
-            offs=offs[:cut],
-            stop=stop,
-            corrupt=corrupt,
-            sections=sections,
-            special={k: v for k, v in special.items() if k < cut},
-            blen=blen[:cut],
+    if events["ts_resolution_unusable"]:
+        out.append(
+            f"{name}: {events['ts_resolution_unusable']:,} packets come from interfaces whose "
+            "if_tsresol is finer than a 64-bit clock can count to 1971; they are dated 1970"
         )
-
-    # ------------------------------------------------------------------------ emit
-
-    def _emit(self, buf: np.ndarray, scan: _Scan) -> Iterator[RawBatch]:
-        n = scan.offs.shape[0]
-        if n == 0:
-            return
-        if self._kind == "pcap":
-            assert scan.hdr is not None
-            cols = self._pcap_columns(scan.offs, scan.hdr)
-        else:
-            cols = self._pcapng_columns(buf, scan)
-        data_off, caplen, wirelen, ts_ns, linktype, keep = cols
-        index = np.arange(self._record, self._record + n, dtype=np.int64)
-        self._record += n
-        self.stats.packets += n
-        if keep is not None:
-            data_off, caplen, wirelen = data_off[keep], caplen[keep], wirelen[keep]
-            ts_ns, linktype, index = ts_ns[keep], linktype[keep], index[keep]
-        m = data_off.shape[0]
-        for a in range(0, m, self._batch):
-            b = min(a + self._batch, m)
-            yield RawBatch(
-                buf=buf,
-                data_off=data_off[a:b],
-                caplen=caplen[a:b],
-                wirelen=wirelen[a:b],
-                ts_ns=ts_ns[a:b],
-                linktype=linktype[a:b],
-                index=index[a:b],
-            )
-
-    def _pcap_columns(self, offs: np.ndarray, hdr: np.ndarray) -> tuple:
-        sec = hdr[:, 0].astype(np.int64)
-        frac = hdr[:, 1].astype(np.int64)
-        ts_ns = sec * 1_000_000_000 + (frac * 1000 if self._ts_unit == "usec" else frac)
-        caplen = hdr[:, 2].copy()
-        wirelen = hdr[:, 3].copy()
-        keep = None
-        bad = caplen > wirelen
-        if bad.any():
-            self.stats.skipped["caplen_gt_wirelen"] += int(bad.sum())
-            keep = ~bad
-        linktype = np.full(offs.shape[0], self._linktype, dtype=np.uint16)
-        return offs + PCAP_REC_LEN, caplen, wirelen, ts_ns, linktype, keep
-
-    def _pcapng_columns(self, buf: np.ndarray, scan: _Scan) -> tuple:
-        offs, sections, special = scan.offs, scan.sections, scan.special
-        assert scan.blen is not None
-        n = offs.shape[0]
-        hdr = np.empty((n, 7), dtype=np.uint32)
-        glob = np.empty(n, dtype=np.int64)
-        valid_if = np.ones(n, dtype=bool)
-        for first, last, order, base, size in _segments(sections, n, len(self._ifaces)):
-            hdr[first:last] = _u32_rows(buf, offs[first:last], 28, order)
-            local = hdr[first:last, 2].astype(np.int64)
-            glob[first:last] = base + local
-            valid_if[first:last] = local < size
-        data_off = offs + 28
-        caplen = hdr[:, 5].copy()
-        wirelen = hdr[:, 6].copy()
-        ts_raw = (hdr[:, 3].astype(np.uint64) << np.uint64(32)) | hdr[:, 4].astype(np.uint64)
-        bad_cap = caplen.astype(np.int64) > scan.blen - EPB_MIN_LEN
-        for k, btype in special.items():  # obsolete PB and SPB: rare, one at a time
-            self._fix_special(
-                buf, int(offs[k]), k, btype, sections, glob, valid_if, data_off, caplen, wirelen
-            )
-            bad_cap[k] = btype == BT_PB and caplen[k] > scan.blen[k] - EPB_MIN_LEN
-        keep = valid_if.copy()
-        if not valid_if.all():
-            self.stats.skipped["bad_interface"] += int((~valid_if).sum())
-        bad_cap &= keep
-        if bad_cap.any():
-            self.stats.skipped["bad_caplen"] += int(bad_cap.sum())
-            keep &= ~bad_cap
-        ts_ns = np.zeros(n, dtype=np.int64)
-        linktype = np.zeros(n, dtype=np.uint16)
-        for g in np.unique(glob[keep]):
-            sel = glob == g
-            iface = self._ifaces[int(g)]
-            ts, clamped = _scale_ts(ts_raw[sel], iface.units_per_s)
-            ts_ns[sel] = ts + iface.offset_s * 10**9
-            if clamped and not self._warned_clamp:
-                self._warned_clamp = True
-                self.stats.warnings.append(
-                    f"{self.stats.name}: timestamps beyond the year 2262 (interface "
-                    f"{int(g)}) were clamped to 2262-04-11; the capture's clock is wrong"
-                )
-            linktype[sel] = iface.linktype
-        for k, btype in sorted(special.items()):  # SPB has no timestamp: previous packet's
-            if btype == BT_SPB:
-                ts_ns[k] = ts_ns[k - 1] if k > 0 else self._last_ts
-        self._last_ts = int(ts_ns[n - 1])
-        return data_off, caplen, wirelen, ts_ns, linktype, (None if keep.all() else keep)
-
-    def _fix_special(
-        self,
-        buf: np.ndarray,
-        off: int,
-        k: int,
-        btype: int,
-        sections: list[tuple[int, str, int]],
-        glob: np.ndarray,
-        valid_if: np.ndarray,
-        data_off: np.ndarray,
-        caplen: np.ndarray,
-        wirelen: np.ndarray,
-    ) -> None:
-        segs = [seg for seg in _segments(sections, k + 1, len(self._ifaces)) if seg[0] <= k]
-        _first, _last, order, base, size = segs[-1]
-        if btype == BT_PB:  # like an EPB but with a 16-bit interface id
-            (local,) = struct.unpack_from(order + "H", buf.data, off + 8)
-            glob[k] = base + local
-            valid_if[k] = local < size
-            return
-        (blen, orig) = struct.unpack_from(order + "II", buf.data, off + 4)
-        glob[k] = base
-        valid_if[k] = size > 0
-        cap = min(orig, blen - 16)
-        snap = self._ifaces[base].snaplen if size > 0 else 0
-        if snap:
-            cap = min(cap, snap)
-        data_off[k] = off + 12
-        caplen[k] = cap
-        wirelen[k] = orig
-
-
-def _scale_ts(raw: np.ndarray, units_per_s: int) -> tuple[np.ndarray, int]:
-    """Timestamps in interface units -> (int64 nanoseconds, how many were clamped to the
-    int64-nanosecond limit, 2262-04-11)."""
-    units = np.uint64(units_per_s)
-    sec = raw // units
-    frac = raw % units
-    shift = 0
-    while units_per_s >> shift > 2**33:  # keep frac * 1e9 inside uint64
-        shift += 1
-    frac_ns = ((frac >> np.uint64(shift)) * np.uint64(10**9)) // np.uint64(units_per_s >> shift)
-    over = sec >= np.uint64(MAX_TS_S)
-    sec = np.where(over, np.uint64(MAX_TS_S - 1), sec)
-    ts = sec.astype(np.int64) * 10**9 + frac_ns.astype(np.int64)
-    return ts, int(over.sum())
+    if events["spb_untimed"]:
+        out.append(
+            f"{name}: {events['spb_untimed']:,} simple packet blocks have no timestamped "
+            "packet near them and are dated 1970-01-01"
+        )
+    if events["idb_over_cap"]:
+        out.append(
+            f"{name}: {events['idb_over_cap']:,} interface description blocks beyond "
+            f"{walk.MAX_INTERFACES} in one section were ignored; their packets are skipped "
+            "as bad_interface"
+        )
+    if events["idb_bad_options"]:
+        out.append(
+            f"{name}: {events['idb_bad_options']:,} interface description blocks have "
+            "options running past the block; their options (time resolution, offset) "
+            "were ignored"
+        )
+    return out

@@ -6,8 +6,8 @@ a test: prints figures for docs/performance.md).
 
 The stages are the calls analyzer.pipeline.analyze makes, in its order, on the capture
 benchmarks/gen_capture.py makes (generated once, then reused). Per stage: wall time, CPU
-time of this process (all its threads) and of helper processes (the reader's record
-scout), resident set after the stage and the process's peak so far (getrusage).
+time of this process (all its threads) and of any helper processes, resident set after
+the stage and the process's peak so far (getrusage).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from analyzer.classify import classify  # noqa: E402
 from analyzer.decode import decode_batch  # noqa: E402
 from analyzer.flows import FlowTable  # noqa: E402
 from analyzer.output import RunInfo, metadata, write_tables  # noqa: E402
-from analyzer.reader import Capture, release_heap  # noqa: E402
+from analyzer.reader import Capture  # noqa: E402
 from analyzer.signatures import load_catalog  # noqa: E402
 
 T_IMPORTED, CPU_IMPORTED = time.perf_counter(), time.process_time()
@@ -97,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
             )
             for raw in cap.batches():
                 table.add(decode_batch(raw, cap.stats.skipped))
-        release_heap()
         return table, cap.stats
 
     table, stats = stages.run("read + decode + flows", read)

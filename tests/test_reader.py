@@ -13,21 +13,18 @@ import numpy as np
 import pytest
 from conftest import public_params
 
-from analyzer import reader, scout
+from analyzer import reader
 from analyzer.errors import CaptureError
 from analyzer.reader import Capture
 
 FRAMES = [bytes([i]) * (60 + 7 * i) for i in range(3)]  # distinct content and lengths
 
 
-@pytest.fixture(params=["mmap", "mmap+scout", "readinto"])
+@pytest.fixture(params=["mmap", "readinto"])
 def both_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Regular files are memory-mapped; the readinto ring serves gzip and stdin; large
-    mapped classic pcaps have their records found by the scout process. Tests using this
-    fixture run once through each."""
+    """Regular files are memory-mapped; the readinto ring serves gzip and stdin. Tests
+    using this fixture run once through each."""
     monkeypatch.setattr(reader, "MAP_FILES", request.param != "readinto")
-    monkeypatch.setattr(scout, "SCOUT", request.param == "mmap+scout")
-    monkeypatch.setattr(scout, "SCOUT_MIN_BYTES", 0)
     return request.param != "readinto"
 
 
@@ -143,80 +140,6 @@ def many_records(tmp_path: Path, count: int = 3000) -> tuple[Path, list[bytes]]:
     p = tmp_path / "many.pcap"
     p.write_bytes(pcap_bytes(records=[(i, 0, f, len(f)) for i, f in enumerate(frames)]))
     return p, frames
-
-
-def test_scout_finds_every_record_without_the_main_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With the scout on, the main process never walks the chain itself: every record
-    start came from the helper process, over many chunks."""
-    p, frames = many_records(tmp_path)
-    monkeypatch.setattr(scout, "SCOUT_MIN_BYTES", 0)
-    monkeypatch.setattr(reader, "CHUNK_BYTES", 64 * 1024)
-
-    def no_walk(self: Capture, mv: memoryview, start: int) -> np.ndarray:
-        raise AssertionError("the main process walked the record chain")
-
-    monkeypatch.setattr(Capture, "_walk_pcap", no_walk)
-    stats, rows = read_all(p)
-    assert [r["data"] for r in rows] == frames
-    assert stats.packets == len(frames) and not stats.truncated
-
-
-def test_stopping_early_ends_the_scout_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A reader closed after its first batch (Ctrl-C, an error downstream) leaves no
-    helper process behind."""
-    # 300,000 records: more offsets (2.4 MB) than the pipe holds, so the helper is still
-    # running (blocked on the pipe) when the reader stops
-    record = struct.pack("<IIII", 1, 0, 60, 60) + bytes(60)
-    p = tmp_path / "long.pcap"
-    p.write_bytes(pcap_bytes(records=[]) + record * 300_000)
-    monkeypatch.setattr(scout, "SCOUT_MIN_BYTES", 0)
-    monkeypatch.setattr(reader, "CHUNK_BYTES", 64 * 1024)
-    with Capture(p, batch_packets=10) as cap:
-        next(iter(cap.batches()))
-        helper = cap._scout
-        assert helper is not None
-        proc = helper._proc
-        assert proc.returncode is None
-    assert cap._scout is None
-    assert proc.returncode is not None  # reaped by close(): no zombie, no orphan
-
-
-def test_a_failing_scout_is_replaced_by_the_main_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A helper that dies half-way (here: one that follows the first 1,500 records, about
-    1.2 MB, and exits) loses nothing: the main process walks on from where the helper's
-    offsets no longer reach."""
-    p, frames = many_records(tmp_path)
-    child = tmp_path / "short_child.py"
-    child.write_text(
-        "import mmap, os, struct, sys\n"
-        "mm = mmap.mmap(int(sys.argv[1]), 0, access=mmap.ACCESS_READ)\n"
-        "q, out = int(sys.argv[2]) + 8, []\n"
-        "for _ in range(1500):\n"
-        "    out.append(q)\n"
-        "    q += 16 + struct.unpack_from('<I', mm, q)[0]\n"
-        "os.write(1, struct.pack(f'={len(out)}q', *out))\n"
-    )
-    monkeypatch.setattr(scout, "SCOUT_MIN_BYTES", 0)
-    monkeypatch.setattr(reader, "CHUNK_BYTES", 64 * 1024)
-    monkeypatch.setattr(scout, "SCOUT_CHILD", child)
-    walked: list[int] = []
-    walk = Capture._walk_pcap
-
-    def recording_walk(self: Capture, mv: memoryview, start: int) -> np.ndarray:
-        walked.append(start)
-        return walk(self, mv, start)
-
-    monkeypatch.setattr(Capture, "_walk_pcap", recording_walk)
-    stats, rows = read_all(p)
-    assert [r["data"] for r in rows] == frames
-    assert stats.packets == len(frames) and not stats.truncated
-    assert walked and walked[0] > 64 * 1024  # the helper served the first chunks
 
 
 # ------------------------------------------------------------------------ pcapng
@@ -474,8 +397,7 @@ def test_caplen_above_wirelen_skips_that_record_only(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("cap", public_params())
 def test_public_capture_counts_match_tshark(cap, both_paths: bool) -> None:  # noqa: ANN001
-    """Every public capture, through each reading path (the scout included, which normally
-    starts only for files of 64 MiB and more), gives tshark's packet count."""
+    """Every public capture, through each reading path, gives tshark's packet count."""
     stats, rows = read_all(cap.path)
     assert stats.packets == cap.packets  # tshark's count (cut-short: records before the cut)
     assert len(rows) == cap.packets - sum(stats.skipped.values())

@@ -1,0 +1,316 @@
+"""Capture health: is this capture fit to judge a network by?
+
+    counters = FrameCounters()            # the reader keeps one per capture
+    counters.update(buf, off, cap, wire, ts)   # every kept record, in record order
+    health = capture_health(stats, flows)      # after the connection table is built
+    health.warnings()                          # one line each, for stderr and metadata
+    health.as_dict()                           # JSON: metadata key pcapclass.health, --json
+
+What it looks at, and the rule for each (thresholds are the module's constants):
+
+- skipped records by reason (reader and decoder), split into *damage* (cut, impossible
+  or empty records and headers) and *not IP* (other link types and EtherTypes, named
+  where known: LLDP, STP/LLC, PROFINET, ...). More than half of all records skipped:
+  a warning naming the largest reasons.
+- snaplen-cut packets (``caplen < wirelen``): more than half cut, a warning (payload-based
+  recognition then sees only the first bytes).
+- timestamps out of order (earlier than the record before): any, a warning.
+- time gaps longer than GAP_S (Zeek's TCP inactivity timeout: every connection across
+  such a gap is split in two): any, a warning with the longest.
+- duplicate frames: the same first DUP_HEAD_BYTES bytes and lengths as one of the
+  DUP_WINDOW frames before, at most DUP_MAX_NS later (what a mirror of both ports of a
+  link makes). More than DUP_WARN_SHARE of the frames: a warning.
+- one-way mirror: among TCP connections that carry payload, more than half saw packets
+  in one direction only (``orig_pkts == 0`` or ``resp_pkts == 0``: TCP cannot move data
+  without acknowledgements coming back). With at least ONE_WAY_MIN_CONNS such
+  connections: a loud warning, since direction verdicts cannot be trusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .kernel import kernel
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .reader import CaptureStats
+
+GAP_S = 300  # Zeek's tcp_inactivity_timeout (5 min): a longer gap splits every connection
+DUP_WINDOW = 16  # frames looked back for a duplicate
+DUP_MAX_NS = 100_000_000  # 100 ms: a mirror's two copies are microseconds apart
+DUP_HEAD_BYTES = 64  # Ethernet + IP + TCP headers: IP id, checksums, sequence numbers
+DUP_WARN_SHARE = 0.05
+MOSTLY = 0.5  # "most": more than half
+ONE_WAY_MIN_CONNS = 10  # fewer TCP connections with data prove nothing either way
+
+# reasons that are traffic pcapclass does not analyse, not damage
+NOT_IP_PREFIXES = ("linktype:", "ethertype:", "loopback_af:")
+NOT_IP_REASONS = frozenset({"llc", "unsupported_arp"})
+ETHERTYPE_NAMES = {  # IEEE registry names of EtherTypes common on building networks
+    0x88CC: "LLDP",
+    0x8892: "PROFINET",
+    0x88E1: "HomePlug AV",
+    0x8899: "Realtek RRCP",
+    0x88A4: "EtherCAT",
+    0x88B8: "IEC 61850 GOOSE",
+    0x88BA: "IEC 61850 SV",
+    0x88F7: "PTP",
+    0x888E: "EAPOL",
+    0x8863: "PPPoE discovery",
+    0x8864: "PPPoE session",
+    0x8035: "RARP",
+    0x9000: "Ethernet loopback",
+    0x8847: "MPLS",
+    0x88E5: "MACsec",
+    0x893A: "IEEE 1905",
+    0x22F0: "AVTP",
+    0x8808: "Ethernet flow control",
+    0x88E3: "MRP",
+    0x8100: "802.1Q",
+}
+LLC_NAME = "LLC (STP, CDP, ...)"
+
+# --- hc: counter slots
+HC_FRAMES = 0
+HC_PREV_TS = 1
+HC_OUT_OF_ORDER = 2
+HC_GAPS = 3
+HC_LONGEST_GAP_NS = 4
+HC_SNAPLEN_CUT = 5
+HC_DUPLICATES = 6
+HC_RING_NEXT = 7
+HC_SLOTS = 8
+FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+FNV_PRIME = np.uint64(0x100000001B3)
+NEVER = np.iinfo(np.int64).max
+
+
+@kernel
+def frame_hash(buf: np.ndarray, off: int, caplen: int, wirelen: int) -> np.uint64:
+    """A multiply-xorshift hash of the lengths and the first DUP_HEAD_BYTES captured
+    bytes, taken 8 bytes at a time (little-endian words; a short tail byte by byte)."""
+    h = FNV_OFFSET ^ (np.uint64(caplen) << np.uint64(32)) ^ np.uint64(wirelen)
+    k = min(caplen, DUP_HEAD_BYTES)
+    j = 0
+    while j + 8 <= k:
+        w = np.uint64(0)
+        for b in range(8):
+            w |= np.uint64(buf[off + j + b]) << np.uint64(8 * b)
+        h = (h ^ w) * FNV_PRIME
+        h ^= h >> np.uint64(29)
+        j += 8
+    while j < k:
+        h = (h ^ np.uint64(buf[off + j])) * FNV_PRIME
+        j += 1
+    return h
+
+
+@kernel
+def count_frames(
+    buf: np.ndarray,
+    data_off: np.ndarray,
+    caplen: np.ndarray,
+    wirelen: np.ndarray,
+    ts_ns: np.ndarray,
+    hc: np.ndarray,
+    ring_hash: np.ndarray,
+    ring_ts: np.ndarray,
+) -> None:
+    """Order, gaps, snaplen cuts and duplicates of one batch of frames (record order)."""
+    gap_ns = GAP_S * 1_000_000_000
+    for i in range(data_off.shape[0]):
+        t = ts_ns[i]
+        if hc[HC_FRAMES] > 0:
+            prev = hc[HC_PREV_TS]
+            if t < prev:
+                hc[HC_OUT_OF_ORDER] += 1
+            elif t - prev > gap_ns:
+                hc[HC_GAPS] += 1
+                hc[HC_LONGEST_GAP_NS] = max(hc[HC_LONGEST_GAP_NS], t - prev)
+        hc[HC_FRAMES] += 1
+        hc[HC_PREV_TS] = t
+        cap, wire = int(caplen[i]), int(wirelen[i])
+        if cap < wire:
+            hc[HC_SNAPLEN_CUT] += 1
+        h = frame_hash(buf, data_off[i], cap, wire)
+        for k in range(DUP_WINDOW):
+            if ring_hash[k] == h and 0 <= t - ring_ts[k] <= DUP_MAX_NS:
+                hc[HC_DUPLICATES] += 1
+                break
+        slot = hc[HC_RING_NEXT] % DUP_WINDOW
+        ring_hash[slot] = h
+        ring_ts[slot] = t
+        hc[HC_RING_NEXT] += 1
+
+
+class FrameCounters:
+    """What the reader notices about the frames it passes on, over a whole capture."""
+
+    def __init__(self) -> None:
+        self.hc = np.zeros(HC_SLOTS, dtype=np.int64)
+        self._ring_hash = np.zeros(DUP_WINDOW, dtype=np.uint64)
+        self._ring_ts = np.full(DUP_WINDOW, NEVER, dtype=np.int64)
+
+    def update(
+        self,
+        buf: np.ndarray,
+        data_off: np.ndarray,
+        caplen: np.ndarray,
+        wirelen: np.ndarray,
+        ts_ns: np.ndarray,
+    ) -> None:
+        count_frames(buf, data_off, caplen, wirelen, ts_ns, self.hc, self._ring_hash, self._ring_ts)
+
+    def into(self, stats: CaptureStats) -> None:
+        hc = self.hc
+        stats.snaplen_cut = int(hc[HC_SNAPLEN_CUT])
+        stats.ts_out_of_order = int(hc[HC_OUT_OF_ORDER])
+        stats.time_gaps = int(hc[HC_GAPS])
+        stats.longest_gap_s = int(hc[HC_LONGEST_GAP_NS]) / 1e9
+        stats.duplicate_frames = int(hc[HC_DUPLICATES])
+
+
+# ----------------------------------------------------------------------------- verdict
+
+
+def not_ip_name(reason: str) -> str | None:
+    """The traffic a not-IP skip reason stands for (EtherType names where known), or
+    None for a damage reason."""
+    if reason == "llc":
+        return LLC_NAME
+    if reason.startswith("ethertype:"):
+        try:
+            value = int(reason.split(":", 1)[1], 16)
+        except ValueError:
+            return reason
+        return ETHERTYPE_NAMES.get(value, reason)
+    if reason in NOT_IP_REASONS or reason.startswith(NOT_IP_PREFIXES):
+        return reason
+    return None
+
+
+@dataclass(frozen=True)
+class Health:
+    """The health of one capture; see the module docstring for the rules."""
+
+    name: str
+    packets: int
+    skipped: dict[str, int]
+    skipped_damaged: int
+    not_ip: dict[str, int]  # traffic name -> packets
+    truncated: bool
+    snaplen_cut: int
+    ts_out_of_order: int
+    time_gaps: int
+    longest_gap_s: float
+    duplicate_frames: int
+    tcp_with_data: int
+    tcp_one_way: int
+    reader_events: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    @property
+    def kept(self) -> int:
+        return self.packets - self.skipped_total
+
+    @property
+    def one_way_mirror(self) -> bool:
+        return (
+            self.tcp_with_data >= ONE_WAY_MIN_CONNS
+            and self.tcp_one_way > MOSTLY * self.tcp_with_data
+        )
+
+    def warnings(self) -> list[str]:
+        out: list[str] = []
+        n = self.name
+        if self.one_way_mirror:
+            out.append(
+                f"{n}: ONE-WAY CAPTURE: {self.tcp_one_way:,} of {self.tcp_with_data:,} TCP "
+                "connections with data show packets in one direction only; the mirror port "
+                "copies one direction, so direction verdicts cannot be trusted"
+            )
+        if self.packets and self.skipped_total > MOSTLY * self.packets:
+            top = sorted(self.skipped.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+            what = ", ".join(f"{k} {v:,}" for k, v in top)
+            out.append(
+                f"{n}: most packets ({self.skipped_total:,} of {self.packets:,}) were "
+                f"skipped: {what}; the results cover only the rest"
+            )
+        if self.kept and self.snaplen_cut > MOSTLY * self.kept:
+            out.append(
+                f"{n}: most packets ({self.snaplen_cut:,} of {self.kept:,}) were cut by the "
+                "snap length; payload-based recognition sees only their first bytes"
+            )
+        if self.kept and self.duplicate_frames > DUP_WARN_SHARE * self.kept:
+            out.append(
+                f"{n}: {self.duplicate_frames:,} duplicate frames (the same bytes again "
+                f"within {DUP_MAX_NS // 1_000_000} ms): the mirror probably copies both ports "
+                "of a link; packet and byte counts are inflated"
+            )
+        if self.ts_out_of_order:
+            out.append(
+                f"{n}: {self.ts_out_of_order:,} packets are dated earlier than the packet "
+                "before them; durations and timeouts around them are unreliable"
+            )
+        if self.time_gaps:
+            out.append(
+                f"{n}: {self.time_gaps:,} time gaps longer than {GAP_S // 60} min (longest "
+                f"{self.longest_gap_s:,.0f} s); connections across a gap are split in two"
+            )
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["skipped_total"] = self.skipped_total
+        d["one_way_mirror"] = self.one_way_mirror
+        d["warnings"] = self.warnings()
+        return d
+
+
+def tcp_direction_counts(flows: pd.DataFrame) -> tuple[int, int]:
+    """(TCP connections carrying payload, those with packets in one direction only)."""
+    if flows is None or len(flows) == 0 or "proto" not in flows:
+        return 0, 0
+    tcp = flows[flows["proto"] == "tcp"]
+    data = tcp[(tcp["orig_bytes"] > 0) | (tcp["resp_bytes"] > 0)]
+    one_way = (data["orig_pkts"] == 0) | (data["resp_pkts"] == 0)
+    return int(len(data)), int(one_way.sum())
+
+
+def capture_health(stats: CaptureStats, flows: pd.DataFrame | None) -> Health:
+    """The health record of a capture from the reader's stats (skipped counts include the
+    decoder's) and the flows frame (flows.FLOW_COLUMNS; None: no connection evidence)."""
+    skipped = {k: int(v) for k, v in sorted(stats.skipped.items()) if v}
+    not_ip: dict[str, int] = {}
+    damaged = 0
+    for reason, count in skipped.items():
+        name = not_ip_name(reason)
+        if name is None:
+            damaged += count
+        else:
+            not_ip[name] = not_ip.get(name, 0) + count
+    with_data, one_way = tcp_direction_counts(flows) if flows is not None else (0, 0)
+    return Health(
+        name=stats.name,
+        packets=stats.packets,
+        skipped=skipped,
+        skipped_damaged=damaged,
+        not_ip=not_ip,
+        truncated=stats.truncated,
+        snaplen_cut=stats.snaplen_cut,
+        ts_out_of_order=stats.ts_out_of_order,
+        time_gaps=stats.time_gaps,
+        longest_gap_s=stats.longest_gap_s,
+        duplicate_frames=stats.duplicate_frames,
+        tcp_with_data=with_data,
+        tcp_one_way=one_way,
+        reader_events={k: int(v) for k, v in sorted(stats.events.items()) if v},
+    )
