@@ -1,4 +1,4 @@
-"""Link layers and IPv4/IPv6/TCP/UDP/ICMP header fields, vectorised over a RawBatch.
+"""Link layers and IPv4/IPv6/TCP/UDP/ICMP header fields: one compiled loop over a RawBatch.
 
 INTERFACE (fixed; other modules depend on it):
 
@@ -8,18 +8,21 @@ PacketBatch holds one numpy array per field, one element per packet kept. Packet
 cannot be decoded are counted in `skipped` by reason and dropped. ARP packets are kept
 with kind == KIND_ARP (sender MAC in src_mac, sender IPv4 in src_lo/src_hi).
 
-How it works: no per-packet Python. Fixed-width windows of bytes are gathered at every
-packet's link, network and transport header (one fancy index each, through a sliding
-window view of the batch buffer), and every field is computed from them with array
-arithmetic. The IPv6 extension-header walk and VLAN tags are bounded loops over the few
-packets that need another step.
+How it works: `_decode_packets` (a numba kernel, see analyzer/kernel.py) runs once per
+batch and calls `_decode_one` for each packet, which calls one small function per layer
+(`_link` -> `_vlan_tags` -> `_arp` | `_ipv4` | `_ipv6` -> `_transport`). Each layer checks
+that the bytes it reads were captured before it reads them, writes its fields into the
+packet's output row and returns a reason code: the first check that fails names the
+packet's reason, and a kept packet's row is complete. Header layouts are declared once,
+by field name and width, in the LAYOUTS section (as dpkt's ``__hdr__`` does); the code
+reads ``p + IP4.ttl``, never a bare offset.
 
 Link types: Ethernet (1) with any mix of 802.1Q (0x8100), 802.1ad (0x88a8) and 0x9100
-tags (vlan = outermost id, inner_vlan = the second; further tags are skipped over), Linux
-SLL (113) and SLL2 (276) (tags after them are walked too; has_mac is False: they carry
-only the sender's address), raw IP (101, 12, 14: version from the first nibble; 228
-IPv4; 229 IPv6), BSD loopback NULL (0; address family in either byte order: 2 IPv4,
-24/28/30 IPv6) and OpenBSD LOOP (108, big-endian family).
+tags, up to MAX_VLAN_TAGS deep (vlan = outermost id, inner_vlan = the second; further
+tags are walked over), Linux SLL (113) and SLL2 (276) (tags after them are walked too;
+has_mac is False: they carry only the sender's address), raw IP (101, 12, 14: version
+from the first nibble; 228 IPv4; 229 IPv6), BSD loopback NULL (0; address family in
+either byte order: 2 IPv4, 24/28/30 IPv6) and OpenBSD LOOP (108, big-endian family).
 
 Lengths. ip_len is the IPv4 total length (0, as written by TCP segmentation offload,
 is replaced by the captured wire length) or the IPv6 payload length + 40. payload_len
@@ -29,8 +32,9 @@ minus the data offset; for ICMP/ICMPv6 the IP payload minus 8; for other protoco
 non-first fragments the whole IP payload. Only the fixed 20 bytes of a TCP header must
 be captured: options cut off by the snap length do not drop the packet. A first fragment
 too short to hold the whole transport header is kept with has_l4 False and ports 0.
-caplen_payload
-is how much of the payload was captured (never above payload_len).
+caplen_payload is how much of the payload was captured (never above payload_len). A
+record whose caplen runs past the end of the batch buffer (never the case for batches
+the reader makes) is decoded from the bytes the buffer holds.
 
 Reason keys counted in `skipped` (one packet, one reason: the first check it fails):
 
@@ -40,6 +44,7 @@ Reason keys counted in `skipped` (one packet, one reason: the first check it fai
     loopback_af:<n>           NULL/LOOP address family that is neither IPv4 nor IPv6
     bad_ip_version            raw-IP link type whose first nibble is neither 4 nor 6
     truncated_link_header     caplen shorter than the link header and its VLAN tags (raw IP: 0)
+    vlan_stack_too_deep       more than MAX_VLAN_TAGS (16) stacked VLAN tags
     truncated_arp             ARP shorter than 28 bytes
     unsupported_arp           ARP that is not Ethernet/IPv4 (htype 1, ptype 0x0800, 6/4)
     truncated_ipv4_header     fewer bytes captured than 20 or the IHL says
@@ -58,11 +63,13 @@ Reason keys counted in `skipped` (one packet, one reason: the first check it fai
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, namedtuple
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
+from .kernel import kernel
 from .reader import RawBatch
 
 KIND_IP = 1
@@ -139,33 +146,146 @@ class PacketBatch:
         return int(self.index.shape[0])
 
 
+# The per-packet columns of a PacketBatch (everything but buf) and their dtypes, in the
+# dataclass's order: the kernel writes one row of each per packet kept.
+COLUMNS: dict[str, type] = {
+    "index": np.int64,
+    "ts_ns": np.int64,
+    "kind": np.uint8,
+    "src_mac": np.uint64,
+    "dst_mac": np.uint64,
+    "has_mac": np.bool_,
+    "vlan": np.int32,
+    "inner_vlan": np.int32,
+    "ip_version": np.uint8,
+    "src_hi": np.uint64,
+    "src_lo": np.uint64,
+    "dst_hi": np.uint64,
+    "dst_lo": np.uint64,
+    "proto": np.uint8,
+    "ip_len": np.uint32,
+    "frag": np.uint8,
+    "ip_id": np.uint32,
+    "sport": np.uint16,
+    "dport": np.uint16,
+    "has_l4": np.bool_,
+    "tcp_flags": np.uint8,
+    "seq": np.uint32,
+    "ack": np.uint32,
+    "payload_len": np.uint32,
+    "payload_off": np.int64,
+    "caplen_payload": np.uint32,
+}
+
+# The kernel's output: one array per column, passed as a namedtuple so the kernel
+# writes `out.sport[k]` (numba compiles attribute access on namedtuples).
+_Columns = namedtuple("_Columns", list(COLUMNS))  # type: ignore[misc]
+
+
 # ----------------------------------------------------------------------------- constants
 
 LT_NULL, LT_ETHERNET, LT_RAW, LT_LOOP, LT_SLL, LT_SLL2 = 0, 1, 101, 108, 113, 276
 LT_RAW_ALT = (12, 14)  # DLT_RAW values of some BSDs, written as link types by old tools
 LT_IPV4, LT_IPV6 = 228, 229
 ET_IPV4, ET_IPV6, ET_ARP = 0x0800, 0x86DD, 0x0806
-VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
+VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)  # 802.1Q, 802.1ad, the pre-standard QinQ value
 ETHER_MAX_LEN = 1500  # IEEE 802.3: type/length values up to 1500 are lengths (LLC frames)
 AF_INET = 2
 AF_INET6 = (24, 28, 30)  # NetBSD/OpenBSD, FreeBSD, macOS
-MAX_VLAN_TAGS = 4  # tags walked; 2 are reported, stacks deeper than 4 are not seen in practice
+MAX_VLAN_TAGS = 16  # tags walked; deeper stacks are counted as vlan_stack_too_deep
 MAX_IPV6_EXT = 8  # extension headers walked (Linux's default limit is 8 too)
 IPV6_EXT = (0, 43, 44, 51, 60)  # hop-by-hop, routing, fragment, AH, destination options
+IPV6_HOPOPTS, IPV6_ROUTING, IPV6_FRAGMENT, IPV6_AH, IPV6_DSTOPTS = IPV6_EXT
 PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMP6 = 6, 17, 1, 58
-LINK_WIN = 32  # Ethernet + 4 tags + ethertype, SLL2 + 3 tags
-L3_WIN = 40  # IPv6 fixed header (IPv4 fields and ARP need less)
-L4_WIN = 16  # TCP ports, seq, ack, data offset, flags
-HEAD_WIN = 64  # gathered once per packet: Ethernet + IPv4 + TCP/UDP of common packets
-IPV4_MAPPED = np.uint64(0x0000_FFFF_0000_0000)
+IPV4_MAPPED = np.uint64(0x0000_FFFF_0000_0000)  # ::ffff:a.b.c.d
 
-# fixed reason codes (0 = decoded); variable keys (linktype:, ethertype:, loopback_af:)
-# are counted where they are found and marked COUNTED
-REASONS = (
+
+# ------------------------------------------------------------------------------- layouts
+
+
+def _layout(*fields: tuple[str, int]) -> Any:
+    """A header layout from (name, width in bytes) pairs, in wire order: a namedtuple of
+    each field's offset from the header start, plus `size` (the fixed header's length).
+    Kernels read e.g. ``p + TCP.flags`` (numba folds these into constants)."""
+    names = [name for name, _ in fields] + ["size"]
+    offsets: list[int] = []
+    at = 0
+    for _, width in fields:
+        offsets.append(at)
+        at += width
+    layout = cast(Any, namedtuple)("Layout", names)
+    return layout(*offsets, at)
+
+
+ETH = _layout(("dst", 6), ("src", 6), ("type", 2))
+VLAN = _layout(("tci", 2), ("type", 2))  # the 4 bytes a tag adds; its TPID is the type before
+SLL = _layout(("pkttype", 2), ("hatype", 2), ("halen", 2), ("addr", 8), ("protocol", 2))
+SLL2 = _layout(
+    ("protocol", 2), ("reserved", 2), ("ifindex", 4), ("hatype", 2), ("pkttype", 1),
+    ("halen", 1), ("addr", 8),
+)  # fmt: skip
+LOOPBACK = _layout(("family", 4))
+ARP = _layout(
+    ("hrd", 2), ("pro", 2), ("hln", 1), ("pln", 1), ("op", 2),
+    ("sha", 6), ("spa", 4), ("tha", 6), ("tpa", 4),
+)  # fmt: skip
+IP4 = _layout(
+    ("v_hl", 1), ("tos", 1), ("len", 2), ("id", 2), ("off", 2), ("ttl", 1), ("p", 1),
+    ("sum", 2), ("src", 4), ("dst", 4),
+)  # fmt: skip
+IP6 = _layout(("v_fc_flow", 4), ("plen", 2), ("nxt", 1), ("hlim", 1), ("src", 16), ("dst", 16))
+IP6_EXT = _layout(("nxt", 1), ("len", 1), ("data", 6))  # the common start of every one
+IP6_FRAG = _layout(("nxt", 1), ("reserved", 1), ("off", 2), ("id", 4))
+TCP = _layout(
+    ("sport", 2), ("dport", 2), ("seq", 4), ("ack", 4), ("off_x2", 1), ("flags", 1),
+    ("win", 2), ("sum", 2), ("urp", 2),
+)  # fmt: skip
+UDP = _layout(("sport", 2), ("dport", 2), ("ulen", 2), ("sum", 2))
+ICMP = _layout(("type", 1), ("code", 1), ("sum", 2), ("data", 4))  # the same for ICMPv6
+
+IP4_MF = 0x2000  # more-fragments flag in IP4.off
+IP4_OFFMASK = 0x1FFF  # fragment offset (8-byte units) in IP4.off
+VLAN_VID = 0x0FFF  # the VLAN id in a tag's TCI
+
+
+# --------------------------------------------------------------------------- reason codes
+
+# The kernel returns one code per packet (OK = kept) and, for the three keys that name a
+# value, that value (`detail`). REASON_KEYS gives each code its key in `skipped`.
+(
+    OK,
+    R_LINKTYPE,
+    R_ETHERTYPE,
+    R_LLC,
+    R_LOOPBACK_AF,
+    R_BAD_IP_VERSION,
+    R_TRUNCATED_LINK,
+    R_VLAN_TOO_DEEP,
+    R_TRUNCATED_ARP,
+    R_UNSUPPORTED_ARP,
+    R_TRUNCATED_IPV4,
+    R_BAD_IPV4,
+    R_TRUNCATED_IPV6,
+    R_BAD_IPV6,
+    R_TRUNCATED_IPV6_EXT,
+    R_IPV6_EXT_TOO_LONG,
+    R_TRUNCATED_TCP,
+    R_BAD_TCP,
+    R_TRUNCATED_UDP,
+    R_BAD_UDP,
+    R_TRUNCATED_ICMP,
+    R_BAD_ICMP,
+) = range(22)
+
+REASON_KEYS: tuple[str, ...] = (
     "",
-    "counted",
-    "truncated_link_header",
+    "linktype:{}",
+    "ethertype:0x{:04x}",
+    "llc",
+    "loopback_af:{}",
     "bad_ip_version",
+    "truncated_link_header",
+    "vlan_stack_too_deep",
     "truncated_arp",
     "unsupported_arp",
     "truncated_ipv4_header",
@@ -181,600 +301,536 @@ REASONS = (
     "truncated_icmp_header",
     "bad_icmp_header",
 )
-R = {name: i for i, name in enumerate(REASONS)}
-COUNTED = R["counted"]
 
 
-# ------------------------------------------------------------------------------- helpers
+# ------------------------------------------------------------------------- byte reading
+# Big-endian reads at absolute offsets into the batch buffer; callers check lengths first.
 
 
-def _window(buf: np.ndarray, offs: np.ndarray, width: int) -> np.ndarray:
-    """(len(offs), width) uint8: the bytes at each offset (one fancy index). Windows
-    running past the end of `buf` are zero-padded (the reader leaves slack after its
-    data, so this only happens for hand-made batches and damaged headers)."""
-    limit = buf.shape[0] - width
-    if offs.shape[0] == 0 or int(offs.max()) <= limit:
-        return np.lib.stride_tricks.sliding_window_view(buf, width)[offs]
-    over = offs > limit
-    win = np.zeros((offs.shape[0], width), dtype=np.uint8)
-    if buf.shape[0] >= width:
-        win[~over] = np.lib.stride_tricks.sliding_window_view(buf, width)[offs[~over]]
-    for k in np.flatnonzero(over).tolist():  # the few windows at the very end
-        o = int(offs[k])
-        tail = buf[o : o + width] if o < buf.shape[0] else buf[:0]
-        win[k, : tail.shape[0]] = tail
-    return win
+@kernel
+def _byte(buf: np.ndarray, p: int) -> int:
+    """buf[p] as a signed 64-bit integer (numba's int() of an unsigned value stays
+    unsigned, and unsigned mixed with signed arithmetic turns into floats)."""
+    return np.int64(buf[p])  # type: ignore[return-value]
 
 
-def _be16(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return (buf[pos].astype(np.int64) << 8) | buf[pos + 1]
+@kernel
+def _be16(buf: np.ndarray, p: int) -> int:
+    return (_byte(buf, p) << 8) | _byte(buf, p + 1)
 
 
-def _fail(reason: np.ndarray, bad: np.ndarray, code: int) -> None:
-    """Give `code` to the packets in `bad` that have no reason yet."""
-    reason[bad & (reason == 0)] = code
+@kernel
+def _be32(buf: np.ndarray, p: int) -> int:
+    return (_be16(buf, p) << 16) | _be16(buf, p + 2)
 
 
-def _count_keys(skipped: Counter[str], fmt: str, values: np.ndarray) -> None:
-    if values.shape[0]:
-        keys, counts = np.unique(values, return_counts=True)
-        for k, c in zip(keys.tolist(), counts.tolist(), strict=True):
-            skipped[fmt.format(k)] += c
+@kernel
+def _be48(buf: np.ndarray, p: int) -> np.uint64:
+    return (np.uint64(_be16(buf, p)) << np.uint64(32)) | np.uint64(_be32(buf, p + 2))
 
 
-@dataclass
-class _Link:
-    """Link-layer result for every packet of the batch."""
+@kernel
+def _be64(buf: np.ndarray, p: int) -> np.uint64:
+    return (np.uint64(_be32(buf, p)) << np.uint64(32)) | np.uint64(_be32(buf, p + 4))
 
-    l3: np.ndarray  # int64 offset of the network header from the packet start
-    et: np.ndarray  # int64 ethertype (VLAN tags already walked); -1 when not applicable
-    src_mac: np.ndarray
-    dst_mac: np.ndarray
-    has_mac: np.ndarray
-    vlan: np.ndarray
-    inner_vlan: np.ndarray
+
+@kernel
+def _le16(buf: np.ndarray, p: int) -> int:
+    return _byte(buf, p) | (_byte(buf, p + 1) << 8)
+
+
+@kernel
+def _le32(buf: np.ndarray, p: int) -> int:
+    return _le16(buf, p) | (_le16(buf, p + 2) << 16)
+
+
+# ------------------------------------------------------------------------ layer results
+# Every layer is a pure function: bytes in, a namedtuple of scalars out (its `reason` is OK
+# or the first failed check). Only _decode_packets writes arrays, so the per-packet code
+# holds no array references (numba would count references per call otherwise).
+
+Link = namedtuple("Link", "reason detail l3 et has_mac dst_mac src_mac vlan inner_vlan")
+Net = namedtuple("Net", "reason l4 payload frag proto ip_len ip_id src_hi src_lo dst_hi dst_lo")
+Ports = namedtuple("Ports", "reason hdr sport dport seq ack flags")
+ArpFields = namedtuple("ArpFields", "reason sha spa tha tpa")
+U0 = np.uint64(0)
+
+
+@kernel
+def _link_fail(reason: int, detail: int) -> Any:
+    return Link(reason, detail, 0, 0, False, U0, U0, NO_VLAN, NO_VLAN)
+
+
+@kernel
+def _net_fail(reason: int) -> Any:
+    return Net(reason, 0, 0, FRAG_NONE, 0, 0, 0, U0, U0, U0, U0)
+
+
+@kernel
+def _ports_fail(reason: int) -> Any:
+    return Ports(reason, 0, 0, 0, 0, 0, 0)
 
 
 # ---------------------------------------------------------------------------- link layer
 
 
-def _link_layer(
-    head: np.ndarray,
-    raw: RawBatch,
-    caplen: np.ndarray,
-    reason: np.ndarray,
-    skipped: Counter[str],
-) -> _Link:
-    n = raw.n
-    lt = raw.linktype
-    link = _Link(
-        l3=np.zeros(n, dtype=np.int64),
-        et=np.full(n, -1, dtype=np.int64),
-        src_mac=np.zeros(n, dtype=np.uint64),
-        dst_mac=np.zeros(n, dtype=np.uint64),
-        has_mac=np.zeros(n, dtype=bool),
-        vlan=np.full(n, NO_VLAN, dtype=np.int32),
-        inner_vlan=np.full(n, NO_VLAN, dtype=np.int32),
-    )
-    first = int(lt[0])
-    if (lt == first).all():
-        groups: list[tuple[int, np.ndarray | None]] = [(first, None)]
-    else:
-        groups = [(int(v), np.flatnonzero(lt == v)) for v in np.unique(lt)]
-    walk_tags = False
-    family = np.zeros(n, dtype=np.int64)  # NULL/LOOP address family
-    empty = np.zeros(n, dtype=bool)  # raw IP with caplen 0
-    for value, rows in groups:
-        sel = slice(None) if rows is None else rows
-        win = head[:, :LINK_WIN] if rows is None else head[rows, :LINK_WIN]
-        count = raw.n if rows is None else rows.shape[0]
-        if value == LT_ETHERNET:
-            _ethernet(win, link, sel)
-            walk_tags = True
-        elif value in (LT_SLL, LT_SLL2):
-            hlen, et_at = (16, 14) if value == LT_SLL else (20, 0)
-            link.l3[sel] = hlen
-            link.et[sel] = win.view(">u2")[:, et_at // 2]
-            walk_tags = True
-        elif value in (LT_RAW, *LT_RAW_ALT, LT_IPV4, LT_IPV6):
-            link.et[sel] = _raw_ip(win, value)
-            empty[sel] = caplen[sel] < 1  # not even a version nibble
-        elif value in (LT_NULL, LT_LOOP):
-            link.l3[sel] = 4
-            link.et[sel], family[sel] = _loopback(win, value)
-        else:
-            skipped[f"linktype:{value}"] += count
-            reason[sel] = COUNTED
-            continue
-    _fail(reason, (caplen < link.l3) | empty, R["truncated_link_header"])
-    unknown_af = (link.et == -3) & (reason == 0)
-    if unknown_af.any():
-        _count_keys(skipped, "loopback_af:{}", family[unknown_af])
-        reason[unknown_af] = COUNTED
-    if walk_tags:
-        _vlan_tags(raw.buf, raw.data_off, caplen, link, reason)
-    _fail(reason, link.et == -2, R["bad_ip_version"])
-    other = (reason == 0) & (link.et != ET_IPV4) & (link.et != ET_IPV6) & (link.et != ET_ARP)
-    llc = other & link.has_mac & (link.et <= ETHER_MAX_LEN)  # an 802.3 length, not a type
-    if llc.any():
-        skipped["llc"] += int(llc.sum())
-        reason[llc] = COUNTED
-        other &= ~llc
-    if other.any():
-        _count_keys(skipped, "ethertype:0x{:04x}", link.et[other])
-        reason[other] = COUNTED
-    return link
+@kernel
+def _is_vlan_tpid(et: int) -> bool:
+    return et == VLAN_TPIDS[0] or et == VLAN_TPIDS[1] or et == VLAN_TPIDS[2]
 
 
-def _ethernet(win: np.ndarray, link: _Link, sel: slice | np.ndarray) -> None:
-    w64 = win.view(">u8")
-    c0, c1 = w64[:, 0], w64[:, 1]
-    link.dst_mac[sel] = c0 >> np.uint64(16)
-    link.src_mac[sel] = ((c0 & np.uint64(0xFFFF)) << np.uint64(32)) | (c1 >> np.uint64(32))
-    link.has_mac[sel] = True
-    link.l3[sel] = 14
-    link.et[sel] = win.view(">u2")[:, 6]
-
-
-def _raw_ip(win: np.ndarray, value: int) -> np.ndarray | int:
-    if value == LT_IPV4:
-        return ET_IPV4
-    if value == LT_IPV6:
-        return ET_IPV6
-    version = win[:, 0] >> 4
-    return np.where(version == 4, ET_IPV4, np.where(version == 6, ET_IPV6, -2))
-
-
-def _loopback(win: np.ndarray, value: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ethertype or -3, address family) of NULL/LOOP headers."""
-    be = win.view(">u4")[:, 0].astype(np.int64)
-    if value == LT_LOOP:
-        af = be
-    else:  # host byte order of the capturing machine: small values are unambiguous
-        le = win.view("<u4")[:, 0].astype(np.int64)
-        af = np.where(le < 0x10000, le, be)
-    et = np.where(af == AF_INET, ET_IPV4, np.where(np.isin(af, AF_INET6), ET_IPV6, -3))
-    return et, af
-
-
+@kernel
 def _vlan_tags(
-    buf: np.ndarray, data_off: np.ndarray, caplen: np.ndarray, link: _Link, reason: np.ndarray
-) -> None:
-    """Walk 802.1Q/802.1ad tags: vlan = first id, inner_vlan = second, l3 past them all."""
-    for depth in range(MAX_VLAN_TAGS):
-        et = link.et
-        tagged = (et == VLAN_TPIDS[0]) | (et == VLAN_TPIDS[1]) | (et == VLAN_TPIDS[2])
-        rows = np.flatnonzero(tagged & (reason == 0))
-        if rows.shape[0] == 0:
-            return
-        short = caplen[rows] < link.l3[rows] + 4
-        if short.any():
-            reason[rows[short]] = R["truncated_link_header"]
-            rows = rows[~short]
-        pos = data_off[rows] + link.l3[rows]
-        vid = (_be16(buf, pos) & 0x0FFF).astype(np.int32)
+    buf: np.ndarray, p: int, cap: int, l3: int, et: int, has_mac: bool, dst: Any, src: Any
+) -> Any:
+    """Walk stacked VLAN tags from `l3`: vlan = first id, inner_vlan = second."""
+    vlan = inner_vlan = NO_VLAN
+    depth = 0
+    while _is_vlan_tpid(et):
+        if depth == MAX_VLAN_TAGS:
+            return _link_fail(R_VLAN_TOO_DEEP, 0)
+        if cap < l3 + VLAN.size:
+            return _link_fail(R_TRUNCATED_LINK, 0)
+        vid = _be16(buf, p + l3 + VLAN.tci) & VLAN_VID
         if depth == 0:
-            link.vlan[rows] = vid
+            vlan = vid
         elif depth == 1:
-            link.inner_vlan[rows] = vid
-        link.et[rows] = _be16(buf, pos + 2)
-        link.l3[rows] += 4
+            inner_vlan = vid
+        et = _be16(buf, p + l3 + VLAN.type)
+        l3 += VLAN.size
+        depth += 1
+    return Link(OK, 0, l3, et, has_mac, dst, src, vlan, inner_vlan)
+
+
+@kernel
+def _ethernet(buf: np.ndarray, p: int, cap: int) -> Any:
+    if cap < ETH.size:
+        return _link_fail(R_TRUNCATED_LINK, 0)
+    dst, src = _be48(buf, p + ETH.dst), _be48(buf, p + ETH.src)
+    return _vlan_tags(buf, p, cap, ETH.size, _be16(buf, p + ETH.type), True, dst, src)
+
+
+@kernel
+def _linux_cooked(buf: np.ndarray, p: int, cap: int, linktype: int) -> Any:
+    """SLL and SLL2: only the sender's address, so has_mac stays False."""
+    if linktype == LT_SLL:
+        size, et_at = SLL.size, SLL.protocol
+    else:
+        size, et_at = SLL2.size, SLL2.protocol
+    if cap < size:
+        return _link_fail(R_TRUNCATED_LINK, 0)
+    return _vlan_tags(buf, p, cap, size, _be16(buf, p + et_at), False, U0, U0)
+
+
+@kernel
+def _is_raw_ip(linktype: int) -> bool:
+    return (
+        linktype == LT_RAW
+        or linktype == LT_RAW_ALT[0]
+        or linktype == LT_RAW_ALT[1]
+        or linktype == LT_IPV4
+        or linktype == LT_IPV6
+    )
+
+
+@kernel
+def _no_mac(l3: int, et: int) -> Any:
+    return Link(OK, 0, l3, et, False, U0, U0, NO_VLAN, NO_VLAN)
+
+
+@kernel
+def _raw_ip(buf: np.ndarray, p: int, cap: int, linktype: int) -> Any:
+    """The packet starts with its IP header: the version comes from the link type (228,
+    229) or the first nibble."""
+    if cap < 1:
+        return _link_fail(R_TRUNCATED_LINK, 0)
+    if linktype == LT_IPV4:
+        return _no_mac(0, ET_IPV4)
+    if linktype == LT_IPV6:
+        return _no_mac(0, ET_IPV6)
+    version = buf[p] >> 4
+    if version == 4:
+        return _no_mac(0, ET_IPV4)
+    if version == 6:
+        return _no_mac(0, ET_IPV6)
+    return _link_fail(R_BAD_IP_VERSION, 0)
+
+
+@kernel
+def _loopback(buf: np.ndarray, p: int, cap: int, linktype: int) -> Any:
+    """NULL: the address family in the capturing host's byte order (a value below 0x10000
+    read little-endian is unambiguous); LOOP: big-endian."""
+    if cap < LOOPBACK.size:
+        return _link_fail(R_TRUNCATED_LINK, 0)
+    af = _be32(buf, p + LOOPBACK.family)
+    if linktype == LT_NULL:
+        le = _le32(buf, p + LOOPBACK.family)
+        if le < 0x10000:
+            af = le
+    if af == AF_INET:
+        return _no_mac(LOOPBACK.size, ET_IPV4)
+    if af == AF_INET6[0] or af == AF_INET6[1] or af == AF_INET6[2]:
+        return _no_mac(LOOPBACK.size, ET_IPV6)
+    return _link_fail(R_LOOPBACK_AF, af)
+
+
+@kernel
+def _link(buf: np.ndarray, p: int, cap: int, linktype: int) -> Any:
+    if linktype == LT_ETHERNET:
+        return _ethernet(buf, p, cap)
+    if linktype == LT_SLL or linktype == LT_SLL2:
+        return _linux_cooked(buf, p, cap, linktype)
+    if _is_raw_ip(linktype):
+        return _raw_ip(buf, p, cap, linktype)
+    if linktype == LT_NULL or linktype == LT_LOOP:
+        return _loopback(buf, p, cap, linktype)
+    return _link_fail(R_LINKTYPE, linktype)
+
+
+# ---------------------------------------------------------------------------------- ARP
+
+
+@kernel
+def _arp(buf: np.ndarray, p: int, avail: int) -> Any:
+    """Ethernet/IPv4 ARP: sender and target MAC and IPv4."""
+    if avail < ARP.size:
+        return ArpFields(R_TRUNCATED_ARP, U0, U0, U0, U0)
+    if (
+        _be16(buf, p + ARP.hrd) != 1
+        or _be16(buf, p + ARP.pro) != ET_IPV4
+        or buf[p + ARP.hln] != 6
+        or buf[p + ARP.pln] != 4
+    ):
+        return ArpFields(R_UNSUPPORTED_ARP, U0, U0, U0, U0)
+    return ArpFields(
+        OK,
+        _be48(buf, p + ARP.sha),
+        np.uint64(_be32(buf, p + ARP.spa)) | IPV4_MAPPED,
+        _be48(buf, p + ARP.tha),
+        np.uint64(_be32(buf, p + ARP.tpa)) | IPV4_MAPPED,
+    )
 
 
 # ---------------------------------------------------------------------------- IP layers
+# l4: transport header offset from the IP header; payload: IP payload bytes after all IP
+# headers per the IP length.
+
+
+@kernel
+def _ipv4(buf: np.ndarray, p: int, avail: int, wire: int) -> Any:
+    if avail < IP4.size:
+        return _net_fail(R_TRUNCATED_IPV4)
+    ihl = (_byte(buf, p + IP4.v_hl) & 0x0F) * 4
+    if ihl >= IP4.size and avail < ihl:
+        return _net_fail(R_TRUNCATED_IPV4)
+    total = _be16(buf, p + IP4.len)
+    if total == 0:  # TCP segmentation offload: the wire length says
+        total = wire
+    if buf[p + IP4.v_hl] >> 4 != 4 or ihl < IP4.size or total < ihl:
+        return _net_fail(R_BAD_IPV4)
+    off = _be16(buf, p + IP4.off)
+    if off & IP4_OFFMASK:
+        frag = FRAG_LATER
+    elif off & IP4_MF:
+        frag = FRAG_FIRST
+    else:
+        frag = FRAG_NONE
+    return Net(
+        OK,
+        ihl,
+        total - ihl,
+        frag,
+        _byte(buf, p + IP4.p),
+        total,
+        _be16(buf, p + IP4.id),
+        U0,
+        np.uint64(_be32(buf, p + IP4.src)) | IPV4_MAPPED,
+        U0,
+        np.uint64(_be32(buf, p + IP4.dst)) | IPV4_MAPPED,
+    )
+
+
+@kernel
+def _is_ipv6_ext(nh: int) -> bool:
+    return (
+        nh == IPV6_HOPOPTS
+        or nh == IPV6_ROUTING
+        or nh == IPV6_FRAGMENT
+        or nh == IPV6_AH
+        or nh == IPV6_DSTOPTS
+    )
+
+
+@kernel
+def _ipv6(buf: np.ndarray, p: int, avail: int) -> Any:
+    """The fixed header, then extension headers until a transport protocol, ESP,
+    no-next-header or a non-first fragment; at most MAX_IPV6_EXT of them."""
+    if avail < IP6.size:
+        return _net_fail(R_TRUNCATED_IPV6)
+    if buf[p + IP6.v_fc_flow] >> 4 != 6:
+        return _net_fail(R_BAD_IPV6)
+    plen = _be16(buf, p + IP6.plen)
+    nh = _byte(buf, p + IP6.nxt)
+    cur = IP6.size
+    frag = FRAG_NONE
+    ident = 0
+    steps = 0
+    while _is_ipv6_ext(nh) and frag != FRAG_LATER:
+        if steps == MAX_IPV6_EXT:
+            return _net_fail(R_IPV6_EXT_TOO_LONG)
+        if avail < cur + IP6_EXT.size:
+            return _net_fail(R_TRUNCATED_IPV6_EXT)
+        at = p + cur
+        if nh == IPV6_FRAGMENT:
+            off = _be16(buf, at + IP6_FRAG.off)
+            if off >> 3:
+                frag = FRAG_LATER
+            elif off & 1:
+                frag = FRAG_FIRST
+            else:
+                frag = FRAG_NONE
+            ident = _be32(buf, at + IP6_FRAG.id)
+            length = IP6_FRAG.size
+        elif nh == IPV6_AH:  # length in 4-byte units, minus 2
+            length = (_byte(buf, at + IP6_EXT.len) + 2) * 4
+        else:  # length in 8-byte units, minus 1
+            length = (_byte(buf, at + IP6_EXT.len) + 1) * 8
+        nh = _byte(buf, at + IP6_EXT.nxt)
+        cur += length
+        steps += 1
+    return Net(
+        OK,
+        cur,
+        max(plen + IP6.size - cur, 0),
+        frag,
+        nh,
+        plen + IP6.size,
+        ident,
+        _be64(buf, p + IP6.src),
+        _be64(buf, p + IP6.src + 8),
+        _be64(buf, p + IP6.dst),
+        _be64(buf, p + IP6.dst + 8),
+    )
+
+
+# ------------------------------------------------------------------------ transport layer
+
+
+@kernel
+def _transport(buf: np.ndarray, p: int, avail: int, pay: int, frag: int, proto: int) -> Any:
+    """TCP, UDP and ICMP/ICMPv6 headers at `p` (`avail` bytes captured from there, `pay`
+    bytes of IP payload); other protocols and later fragments are all payload (hdr 0)."""
+    none = Ports(OK, 0, 0, 0, 0, 0, 0)
+    if frag == FRAG_LATER:
+        return none
+    if proto == PROTO_TCP:
+        if frag == FRAG_FIRST and pay < TCP.size:
+            return none  # a tiny first fragment: kept without ports
+        if avail < TCP.size:
+            return _ports_fail(R_TRUNCATED_TCP)
+        hdr = (_byte(buf, p + TCP.off_x2) >> 4) * 4
+        if hdr < TCP.size or hdr > pay:
+            return _ports_fail(R_BAD_TCP)
+        return Ports(
+            OK,
+            hdr,
+            _be16(buf, p + TCP.sport),
+            _be16(buf, p + TCP.dport),
+            _be32(buf, p + TCP.seq),
+            _be32(buf, p + TCP.ack),
+            _byte(buf, p + TCP.flags),
+        )
+    if proto == PROTO_UDP:
+        if frag == FRAG_FIRST and pay < UDP.size:
+            return none
+        if avail < UDP.size:
+            return _ports_fail(R_TRUNCATED_UDP)
+        if pay < UDP.size:
+            return _ports_fail(R_BAD_UDP)
+        return Ports(OK, UDP.size, _be16(buf, p + UDP.sport), _be16(buf, p + UDP.dport), 0, 0, 0)
+    if proto == PROTO_ICMP or proto == PROTO_ICMP6:
+        if frag == FRAG_FIRST and pay < ICMP.size:
+            return none
+        if avail < ICMP.size:
+            return _ports_fail(R_TRUNCATED_ICMP)
+        if pay < ICMP.size:
+            return _ports_fail(R_BAD_ICMP)
+        return Ports(OK, ICMP.size, _byte(buf, p + ICMP.type), _byte(buf, p + ICMP.code), 0, 0, 0)
+    return none
+
+
+# ----------------------------------------------------------------------- one packet, all
+
+
+@kernel
+def _not_ip(linktype: int, et: int) -> tuple[int, int]:
+    """(reason, detail) of a frame that is neither IPv4, IPv6 nor ARP."""
+    if linktype == LT_ETHERNET and et <= ETHER_MAX_LEN:  # an 802.3 length, not a type
+        return R_LLC, 0
+    return R_ETHERTYPE, et
+
+
+@kernel
+def _store_ip(
+    out: Any, k: int, index: int, ts_ns: int, link: Any, net: Any, l4: Any, at: int, avail: int
+) -> None:
+    """Row k of `out`: an IP packet whose transport header starts at `at`, `avail` bytes
+    captured from there. (One straight block: the arrays of `out` are not re-counted.)"""
+    payload_len = net.payload - l4.hdr
+    out.index[k] = index
+    out.ts_ns[k] = ts_ns
+    out.kind[k] = KIND_IP
+    out.src_mac[k] = link.src_mac
+    out.dst_mac[k] = link.dst_mac
+    out.has_mac[k] = link.has_mac
+    out.vlan[k] = link.vlan
+    out.inner_vlan[k] = link.inner_vlan
+    out.ip_version[k] = 4 if link.et == ET_IPV4 else 6
+    out.src_hi[k] = net.src_hi
+    out.src_lo[k] = net.src_lo
+    out.dst_hi[k] = net.dst_hi
+    out.dst_lo[k] = net.dst_lo
+    out.proto[k] = net.proto
+    out.ip_len[k] = net.ip_len
+    out.frag[k] = net.frag
+    out.ip_id[k] = net.ip_id
+    out.sport[k] = l4.sport
+    out.dport[k] = l4.dport
+    out.has_l4[k] = l4.hdr > 0
+    out.tcp_flags[k] = l4.flags
+    out.seq[k] = l4.seq
+    out.ack[k] = l4.ack
+    out.payload_len[k] = payload_len
+    out.payload_off[k] = at + l4.hdr
+    out.caplen_payload[k] = min(max(avail - l4.hdr, 0), payload_len)
+
+
+@kernel
+def _store_arp(out: Any, k: int, index: int, ts_ns: int, link: Any, arp: Any) -> None:
+    """Row k of `out`: an ARP packet (no IP-level fields)."""
+    out.index[k] = index
+    out.ts_ns[k] = ts_ns
+    out.kind[k] = KIND_ARP
+    out.src_mac[k] = arp.sha
+    out.dst_mac[k] = arp.tha
+    out.has_mac[k] = True
+    out.vlan[k] = link.vlan
+    out.inner_vlan[k] = link.inner_vlan
+    out.ip_version[k] = 4
+    out.src_hi[k] = U0
+    out.src_lo[k] = arp.spa
+    out.dst_hi[k] = U0
+    out.dst_lo[k] = arp.tpa
+    out.proto[k] = 0
+    out.ip_len[k] = 0
+    out.frag[k] = FRAG_NONE
+    out.ip_id[k] = 0
+    out.sport[k] = 0
+    out.dport[k] = 0
+    out.has_l4[k] = False
+    out.tcp_flags[k] = 0
+    out.seq[k] = 0
+    out.ack[k] = 0
+    out.payload_len[k] = 0
+    out.payload_off[k] = 0
+    out.caplen_payload[k] = 0
+
+
+@kernel
+def _decode_packets(
+    buf: np.ndarray,
+    data_off: np.ndarray,
+    caplen: np.ndarray,
+    wirelen: np.ndarray,
+    linktype: np.ndarray,
+    index: np.ndarray,
+    ts_ns: np.ndarray,
+    out: Any,
+    reason: np.ndarray,
+    detail: np.ndarray,
+) -> int:
+    """Decode every packet of a batch; kept packets fill `out` from row 0 in record
+    order. Every packet's reason code (OK when kept) and detail go to reason/detail.
+    Returns the number kept."""
+    k = 0  # the next output row
+    size = buf.shape[0]
+    for i in range(data_off.shape[0]):
+        p: int = np.int64(data_off[i])  # type: ignore[assignment]
+        cap: int = np.int64(caplen[i])  # type: ignore[assignment]
+        if p < 0 or p > size:  # never from the reader: nothing of the packet is in buf
+            p, cap = 0, 0
+        cap = min(cap, size - p)
+        lt: int = np.int64(linktype[i])  # type: ignore[assignment]
+        reason[i], detail[i] = OK, 0
+
+        link = _link(buf, p, cap, lt)
+        if link.reason != OK:
+            reason[i], detail[i] = link.reason, link.detail
+            continue
+        l3 = p + link.l3  # absolute offset of the network header
+        if link.et == ET_ARP:
+            arp = _arp(buf, l3, cap - link.l3)
+            if arp.reason != OK:
+                reason[i] = arp.reason
+                continue
+            _store_arp(out, k, index[i], ts_ns[i], link, arp)
+            k += 1
+            continue
+        if link.et == ET_IPV4:
+            net = _ipv4(buf, l3, cap - link.l3, np.int64(wirelen[i]) - link.l3)
+        elif link.et == ET_IPV6:
+            net = _ipv6(buf, l3, cap - link.l3)
+        else:
+            reason[i], detail[i] = _not_ip(lt, link.et)
+            continue
+        if net.reason != OK:
+            reason[i] = net.reason
+            continue
+        avail = cap - link.l3 - net.l4  # bytes captured from the transport header on
+        l4 = _transport(buf, l3 + net.l4, avail, net.payload, net.frag, net.proto)
+        if l4.reason != OK:
+            reason[i] = l4.reason
+            continue
+        _store_ip(out, k, index[i], ts_ns[i], link, net, l4, l3 + net.l4, avail)
+        k += 1
+    return k
+
+
+# ---------------------------------------------------------------------------- the batch
 
 
 def decode_batch(raw: RawBatch, skipped: Counter[str]) -> PacketBatch:
     n = raw.n
-    if n == 0:
-        return _empty(raw.buf)
-    buf, off = raw.buf, raw.data_off
-    caplen = raw.caplen.astype(np.int64)
-    reason = np.zeros(n, dtype=np.uint8)  # link-layer reasons; later ones are derived
-    head = _window(buf, off, HEAD_WIN)
-    link = _link_layer(head, raw, caplen, reason, skipped)
-    w3 = _shifted(head, buf, off, link.l3, L3_WIN)
-    ok = reason == 0
-    et = link.et
-    is4 = ok & (et == ET_IPV4)
-    is6 = ok & (et == ET_IPV6)
-    isarp = ok & (et == ET_ARP)
-    net = _network(buf, w3, is4, is6, link.l3, off, caplen, raw.wirelen)
-    arp_fail = _arp(w3[isarp], isarp, caplen - link.l3, net, link) if isarp.any() else None
-    l4 = _transport_all(head, buf, off, caplen, link.l3, net)
-    keep = ok & (net.ok | isarp) & l4.ok
-    if arp_fail is not None:
-        keep &= ~arp_fail[0] & ~arp_fail[1]
-    if not keep.all():
-        _count_reasons(skipped, ~keep, reason, net, l4, arp_fail)
-    return _assemble(raw, buf, link, net, l4, keep, isarp)
-
-
-def _shifted(
-    head: np.ndarray, buf: np.ndarray, off: np.ndarray, shift: np.ndarray, width: int
-) -> np.ndarray:
-    """(n, width) bytes starting `shift` bytes into each packet: a copy of a column range
-    of `head` for the packets sharing the most common shift, a gather for the others."""
-    common = int(np.bincount(np.clip(shift, 0, HEAD_WIN)).argmax())
-    if common + width > head.shape[1]:
-        return _window(buf, off + shift, width)
-    out = np.ascontiguousarray(head[:, common : common + width])
-    other = np.flatnonzero(shift != common)
-    if other.shape[0]:
-        out[other] = _window(buf, off[other] + shift[other], width)
-    return out
-
-
-@dataclass
-class _Net:
-    """Network-layer fields for every packet (meaningful where ok)."""
-
-    ok: np.ndarray  # IPv4/IPv6 header fine
-    fails: list[tuple[int, np.ndarray]]  # (reason code, mask) in checking order
-    ip_version: np.ndarray
-    src_hi: np.ndarray
-    src_lo: np.ndarray
-    dst_hi: np.ndarray
-    dst_lo: np.ndarray
-    proto: np.ndarray
-    ip_len: np.ndarray
-    frag: np.ndarray
-    ip_id: np.ndarray
-    l4: np.ndarray  # transport header offset from the network header
-    payload: np.ndarray  # bytes after the network headers per the IP length
-
-
-def _network(
-    buf: np.ndarray,
-    w3: np.ndarray,
-    is4: np.ndarray,
-    is6: np.ndarray,
-    l3: np.ndarray,
-    off: np.ndarray,
-    caplen: np.ndarray,
-    wirelen: np.ndarray,
-) -> _Net:
-    """IPv4 and IPv6 headers, computed for every packet and selected by version."""
-    n = w3.shape[0]
-    avail = caplen - l3
-    b0 = w3[:, 0]
-    version = b0 >> 4
-    h16 = w3.view(">u2")
-    h32 = w3.view(">u4")
-    ihl = (b0 & 0x0F).astype(np.int64) << 2
-    total = h16[:, 1].astype(np.int64)
-    tso = total == 0  # TCP segmentation offload writes 0: use the captured wire length
-    if tso.any():
-        total = np.where(tso, wirelen.astype(np.int64) - l3, total)
-    v4_trunc = is4 & ((avail < 20) | ((avail < ihl) & (ihl >= 20)))
-    v4_bad = is4 & ~v4_trunc & ((version != 4) | (ihl < 20) | (total < ihl))
-    fl = h16[:, 3]
-    frag = np.where(
-        (fl & 0x1FFF) > 0, FRAG_LATER, np.where((fl & 0x2000) > 0, FRAG_FIRST, FRAG_NONE)
-    ).astype(np.uint8)
-    net = _Net(
-        ok=is4 & ~v4_trunc & ~v4_bad,
-        fails=[(R["truncated_ipv4_header"], v4_trunc), (R["bad_ipv4_header"], v4_bad)],
-        ip_version=np.full(n, 4, dtype=np.uint8),
-        src_hi=np.zeros(n, dtype=np.uint64),
-        src_lo=h32[:, 3].astype(np.uint64) | IPV4_MAPPED,
-        dst_hi=np.zeros(n, dtype=np.uint64),
-        dst_lo=h32[:, 4].astype(np.uint64) | IPV4_MAPPED,
-        proto=w3[:, 9].copy(),
-        ip_len=total,
-        frag=frag,
-        ip_id=h16[:, 2].astype(np.int64),
-        l4=ihl,
-        payload=total - ihl,
+    out = _Columns(*(np.empty(n, dtype=dtype) for dtype in COLUMNS.values()))
+    reason = np.empty(n, dtype=np.uint8)
+    detail = np.empty(n, dtype=np.int64)
+    kept = _decode_packets(
+        np.ascontiguousarray(raw.buf, dtype=np.uint8),
+        np.ascontiguousarray(raw.data_off, dtype=np.int64),
+        np.ascontiguousarray(raw.caplen, dtype=np.uint32),
+        np.ascontiguousarray(raw.wirelen, dtype=np.uint32),
+        np.ascontiguousarray(raw.linktype, dtype=np.uint16),
+        np.ascontiguousarray(raw.index, dtype=np.int64),
+        np.ascontiguousarray(raw.ts_ns, dtype=np.int64),
+        out,
+        reason,
+        detail,
     )
-    if is6.any():
-        _ipv6_into(net, buf, w3, is6, l3, off, avail)
-    return net
+    if kept < n:
+        count_reasons(skipped, reason, detail)
+    columns = {name: getattr(out, name)[:kept] for name in COLUMNS}
+    return PacketBatch(**columns, buf=raw.buf)
 
 
-def _ipv6_into(
-    net: _Net,
-    buf: np.ndarray,
-    w3: np.ndarray,
-    is6: np.ndarray,
-    l3: np.ndarray,
-    off: np.ndarray,
-    avail: np.ndarray,
-) -> None:
-    rows = np.flatnonzero(is6)
-    w = w3[rows]
-    av = avail[rows]
-    bad = np.zeros(rows.shape[0], dtype=np.uint8)
-    bad[av < 40] = R["truncated_ipv6_header"]
-    bad[(bad == 0) & ((w[:, 0] >> 4) != 6)] = R["bad_ipv6_header"]
-    plen = w.view(">u2")[:, 2].astype(np.int64)
-    h64 = w.view(">u8")
-    nh = w[:, 6].astype(np.int64)
-    cur = np.full(rows.shape[0], 40, dtype=np.int64)
-    frag = np.zeros(rows.shape[0], dtype=np.uint8)
-    ident = np.zeros(rows.shape[0], dtype=np.int64)
-    _ipv6_ext_walk(buf, off[rows] + l3[rows], av, nh, cur, frag, ident, bad)
-    net.ip_version[rows] = 6
-    net.src_hi[rows] = h64[:, 1]
-    net.src_lo[rows] = h64[:, 2]
-    net.dst_hi[rows] = h64[:, 3]
-    net.dst_lo[rows] = h64[:, 4]
-    net.proto[rows] = nh
-    net.ip_len[rows] = plen + 40
-    net.frag[rows] = frag
-    net.ip_id[rows] = ident
-    net.l4[rows] = cur
-    net.payload[rows] = np.maximum(plen + 40 - cur, 0)
-    good = bad == 0
-    net.ok[rows[good]] = True
-    for code in np.unique(bad[~good]).tolist():
-        mask = np.zeros(is6.shape[0], dtype=bool)
-        mask[rows[bad == code]] = True
-        net.fails.append((int(code), mask))
-
-
-@dataclass
-class _L4:
-    ok: np.ndarray
-    fails: list[tuple[int, np.ndarray]]
-    has_l4: np.ndarray
-    sport: np.ndarray
-    dport: np.ndarray
-    tcp_flags: np.ndarray
-    seq: np.ndarray
-    ack: np.ndarray
-    payload_rel: np.ndarray  # payload offset from the network header
-    payload_len: np.ndarray
-
-
-def _transport_all(
-    head: np.ndarray,
-    buf: np.ndarray,
-    off: np.ndarray,
-    caplen: np.ndarray,
-    l3: np.ndarray,
-    net: _Net,
-) -> _L4:
-    """TCP/UDP/ICMP headers, computed for every packet and selected by protocol."""
-    rel = l3 + net.l4  # transport header offset from the packet start
-    w = _shifted(head, buf, off, rel, L4_WIN)
-    proto = net.proto
-    carries = net.ok & (net.frag != FRAG_LATER)
-    tcp = carries & (proto == PROTO_TCP)
-    udp = carries & (proto == PROTO_UDP)
-    icmp = carries & ((proto == PROTO_ICMP) | (proto == PROTO_ICMP6))
-    pay = net.payload
-    need = np.where(tcp, 20, 8)
-    tiny = (net.frag == FRAG_FIRST) & (pay < need)  # kept, without ports
-    has = (tcp | udp | icmp) & ~tiny
-    trunc = has & (caplen - rel < need)
-    checked = has & ~trunc
-    doff = (w[:, 12] >> 4).astype(np.int64) << 2
-    tcp_bad = checked & tcp & ((doff < 20) | (doff > pay))
-    short = checked & (pay < 8)
-    udp_bad = short & udp
-    icmp_bad = short & icmp
-    h16 = w.view(">u2")
-    h32 = w.view(">u4")
-    hdr = np.where(tcp, doff, 8)
-    is_icmp_hdr = has & icmp
-    sport = np.where(is_icmp_hdr, w[:, 0], h16[:, 0])
-    dport = np.where(is_icmp_hdr, w[:, 1], h16[:, 1])
-    tcp_hdr = has & tcp
-    return _L4(
-        ok=~(trunc | tcp_bad | udp_bad | icmp_bad),
-        fails=[
-            (R["truncated_tcp_header"], trunc & tcp),
-            (R["truncated_udp_header"], trunc & udp),
-            (R["truncated_icmp_header"], trunc & icmp),
-            (R["bad_tcp_header"], tcp_bad),
-            (R["bad_udp_header"], udp_bad),
-            (R["bad_icmp_header"], icmp_bad),
-        ],
-        has_l4=has,
-        sport=np.where(has, sport, 0).astype(np.uint16),
-        dport=np.where(has, dport, 0).astype(np.uint16),
-        tcp_flags=np.where(tcp_hdr, w[:, 13], 0).astype(np.uint8),
-        seq=np.where(tcp_hdr, h32[:, 1], 0).astype(np.uint32),
-        ack=np.where(tcp_hdr, h32[:, 2], 0).astype(np.uint32),
-        payload_rel=np.where(has, net.l4 + hdr, net.l4),
-        payload_len=np.where(has, np.maximum(pay - hdr, 0), pay),
-    )
-
-
-def _count_reasons(
-    skipped: Counter[str],
-    dropped: np.ndarray,
-    reason: np.ndarray,
-    net: _Net,
-    l4: _L4,
-    arp_fail: tuple[np.ndarray, np.ndarray] | None,
-) -> None:
-    """The first failed check of each dropped packet, counted by reason."""
-    rows = np.flatnonzero(dropped)
-    r = reason[rows].copy()
-    ordered = list(net.fails)
-    if arp_fail is not None:
-        ordered += [(R["truncated_arp"], arp_fail[0]), (R["unsupported_arp"], arp_fail[1])]
-    ordered += l4.fails
-    for code, mask in ordered:
-        r[(r == 0) & mask[rows]] = code
-    counts = np.bincount(r, minlength=len(REASONS))
-    for code in range(2, len(REASONS)):
-        if counts[code]:
-            skipped[REASONS[code]] += int(counts[code])
-
-
-def _arp(
-    w: np.ndarray, rows_mask: np.ndarray, avail3: np.ndarray, net: _Net, link: _Link
-) -> tuple[np.ndarray, np.ndarray]:
-    """ARP fields into net/link; returns the (truncated, unsupported) masks."""
-    rows = np.flatnonzero(rows_mask)
-    h16 = w.view(">u2")
-    n = rows_mask.shape[0]
-    trunc = np.zeros(n, dtype=bool)
-    unsup = np.zeros(n, dtype=bool)
-    t = avail3[rows] < 28
-    trunc[rows[t]] = True
-    good = (h16[:, 0] == 1) & (h16[:, 1] == ET_IPV4) & (w[:, 4] == 6) & (w[:, 5] == 4)
-    unsup[rows[~t & ~good]] = True
-    net.ip_version[rows] = 4
-    net.src_hi[rows] = 0
-    net.dst_hi[rows] = 0
-    link.src_mac[rows] = _mac(w, 8)
-    link.dst_mac[rows] = _mac(w, 18)
-    link.has_mac[rows] = True
-    net.src_lo[rows] = _u32(w, 14).astype(np.uint64) | IPV4_MAPPED
-    net.dst_lo[rows] = _u32(w, 24).astype(np.uint64) | IPV4_MAPPED
-    return trunc, unsup
-
-
-def _mac(w: np.ndarray, at: int) -> np.ndarray:
-    v = np.zeros(w.shape[0], dtype=np.uint64)
-    for k in range(6):
-        v = (v << np.uint64(8)) | w[:, at + k].astype(np.uint64)
-    return v
-
-
-def _u32(w: np.ndarray, at: int) -> np.ndarray:
-    v = np.zeros(w.shape[0], dtype=np.uint64)
-    for k in range(4):
-        v = (v << np.uint64(8)) | w[:, at + k].astype(np.uint64)
-    return v
-
-
-def _assemble(
-    raw: RawBatch,
-    buf: np.ndarray,
-    link: _Link,
-    net: _Net,
-    l4: _L4,
-    keep: np.ndarray,
-    isarp: np.ndarray,
-) -> PacketBatch:
-    all_kept = bool(keep.all())
-
-    def k(a: np.ndarray) -> np.ndarray:
-        return a if all_kept else a[keep]
-
-    kind = KIND_IP + isarp.astype(np.uint8)  # KIND_ARP == KIND_IP + 1
-    ip_only = ~isarp
-    has_arp = bool(isarp.any())
-
-    def ip(a: np.ndarray) -> np.ndarray:  # 0 for ARP packets
-        return k(np.where(ip_only, a, 0) if has_arp else a)
-
-    payload_len = l4.payload_len
-    captured = raw.caplen.astype(np.int64) - link.l3 - l4.payload_rel
-    caplen_payload = np.minimum(np.maximum(captured, 0), payload_len)
-    has_mac = link.has_mac
-    return PacketBatch(
-        index=k(raw.index),
-        ts_ns=k(raw.ts_ns),
-        kind=k(kind),
-        src_mac=k(np.where(has_mac, link.src_mac, np.uint64(0))),
-        dst_mac=k(np.where(has_mac, link.dst_mac, np.uint64(0))),
-        has_mac=k(has_mac),
-        vlan=k(link.vlan),
-        inner_vlan=k(link.inner_vlan),
-        ip_version=k(net.ip_version),
-        src_hi=k(net.src_hi),
-        src_lo=k(net.src_lo),
-        dst_hi=k(net.dst_hi),
-        dst_lo=k(net.dst_lo),
-        proto=ip(net.proto).astype(np.uint8),
-        ip_len=ip(net.ip_len).astype(np.uint32),
-        frag=ip(net.frag).astype(np.uint8),
-        ip_id=ip(net.ip_id).astype(np.uint32),
-        sport=k(l4.sport),
-        dport=k(l4.dport),
-        has_l4=k(l4.has_l4),
-        tcp_flags=k(l4.tcp_flags),
-        seq=k(l4.seq),
-        ack=k(l4.ack),
-        payload_len=ip(payload_len).astype(np.uint32),
-        payload_off=ip(raw.data_off + link.l3 + l4.payload_rel),
-        caplen_payload=ip(caplen_payload).astype(np.uint32),
-        buf=buf,
-    )
-
-
-def _ipv6_ext_walk(
-    buf: np.ndarray,
-    base: np.ndarray,
-    av: np.ndarray,
-    nh: np.ndarray,
-    cur: np.ndarray,
-    frag: np.ndarray,
-    ident: np.ndarray,
-    bad: np.ndarray,
-) -> None:
-    """Follow extension headers (in place) until a transport protocol, ESP, no-next-header
-    or a non-first fragment; at most MAX_IPV6_EXT steps."""
-    for _step in range(MAX_IPV6_EXT + 1):
-        walking = np.isin(nh, IPV6_EXT) & (bad == 0) & (frag != FRAG_LATER)
-        rows = np.flatnonzero(walking)
-        if rows.shape[0] == 0:
-            return
-        if _step == MAX_IPV6_EXT:
-            bad[rows] = R["ipv6_ext_chain_too_long"]
-            return
-        at = cur[rows]
-        short = av[rows] < at + 8
-        bad[rows[short]] = R["truncated_ipv6_ext_header"]
-        rows, at = rows[~short], at[~short]
-        pos = base[rows] + at
-        this = nh[rows]
-        nxt = buf[pos].astype(np.int64)
-        hlen = np.where(
-            this == 51,
-            (buf[pos + 1].astype(np.int64) + 2) * 4,
-            (buf[pos + 1].astype(np.int64) + 1) * 8,
-        )
-        isfrag = this == 44
-        hlen = np.where(isfrag, 8, hlen)
-        if isfrag.any():
-            fr = rows[isfrag]
-            fpos = pos[isfrag]
-            offflags = _be16(buf, fpos + 2)
-            later = (offflags >> 3) > 0
-            more = (offflags & 1) != 0
-            frag[fr] = np.where(later, FRAG_LATER, np.where(more, FRAG_FIRST, FRAG_NONE))
-            ident[fr] = (_be16(buf, fpos + 4) << 16) | _be16(buf, fpos + 6)
-        nh[rows] = nxt
-        cur[rows] = at + hlen
-
-
-def _empty(buf: np.ndarray) -> PacketBatch:
-    def z(dtype: type) -> np.ndarray:
-        return np.zeros(0, dtype=dtype)
-
-    return PacketBatch(
-        index=z(np.int64),
-        ts_ns=z(np.int64),
-        kind=z(np.uint8),
-        src_mac=z(np.uint64),
-        dst_mac=z(np.uint64),
-        has_mac=z(np.bool_),
-        vlan=z(np.int32),
-        inner_vlan=z(np.int32),
-        ip_version=z(np.uint8),
-        src_hi=z(np.uint64),
-        src_lo=z(np.uint64),
-        dst_hi=z(np.uint64),
-        dst_lo=z(np.uint64),
-        proto=z(np.uint8),
-        ip_len=z(np.uint32),
-        frag=z(np.uint8),
-        ip_id=z(np.uint32),
-        sport=z(np.uint16),
-        dport=z(np.uint16),
-        has_l4=z(np.bool_),
-        tcp_flags=z(np.uint8),
-        seq=z(np.uint32),
-        ack=z(np.uint32),
-        payload_len=z(np.uint32),
-        payload_off=z(np.int64),
-        caplen_payload=z(np.uint32),
-        buf=buf,
-    )
+def count_reasons(skipped: Counter[str], reason: np.ndarray, detail: np.ndarray) -> None:
+    """Add each dropped packet's reason key to `skipped` (codes from the kernel)."""
+    counts = np.bincount(reason, minlength=len(REASON_KEYS))
+    for code in np.flatnonzero(counts[1:]).tolist():
+        code += 1
+        key = REASON_KEYS[code]
+        if "{" not in key:
+            skipped[key] += int(counts[code])
+            continue
+        values, per_value = np.unique(detail[reason == code], return_counts=True)
+        for value, c in zip(values.tolist(), per_value.tolist(), strict=True):
+            skipped[key.format(value)] += c

@@ -20,8 +20,10 @@ import dpkt
 HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run as a script from a checkout without install
     sys.path.insert(0, str(HERE.parent))
+if str(HERE) not in sys.path:  # synth.py lives beside this script, not in the package
+    sys.path.insert(0, str(HERE))
 
-from analyzer.synth import (  # noqa: E402
+from synth import (  # noqa: E402
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL2,
     TFTP_RRQ,

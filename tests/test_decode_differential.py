@@ -1,4 +1,4 @@
-"""The vectorised decoder and the one-packet-at-a-time dpkt reference agree on every
+"""The compiled decoder and the one-packet-at-a-time dpkt reference agree on every
 per-packet field of every packet, and on the skip counts, for every public capture and
 every capture in sample_pcaps/."""
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLES, public_params
+from refdecode import decode_record
 
 from analyzer.decode import HEADER_FIELDS, decode_batch
 from analyzer.reader import Capture
-from analyzer.refdecode import decode_record
 
 FIELDS = HEADER_FIELDS
 # Captures where the two legitimately differ: none so far. Add "path": "reason" here.

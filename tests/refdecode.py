@@ -5,8 +5,9 @@
 Returns the PacketBatch fields of one packet (payload_off relative to the packet's first
 byte) or the skip reason (the same keys as decode.py's module docstring). It follows
 the rules documented in analyzer/decode.py, but reads each header with dpkt's header
-classes (ARP, IPv4, TCP, UDP) or struct, with plain if/else instead of array masks; the
-differential test checks that the vectorised decoder agrees with it on every packet.
+classes (ARP, IPv4, TCP, UDP) or struct, written independently of the compiled kernels;
+the differential test (test_decode_differential.py) checks that the two agree on every
+packet. It lives with the tests: the product never imports dpkt.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import dpkt
 
-from .decode import (
+from analyzer.decode import (
     AF_INET,
     AF_INET6,
     ETHER_MAX_LEN,
@@ -126,7 +127,9 @@ def _link(data: bytes, linktype: int, f: dict[str, Any]) -> tuple[int, int] | st
     else:
         return f"linktype:{linktype}"
     depth = 0
-    while tags and et in VLAN_TPIDS and depth < MAX_VLAN_TAGS:
+    while tags and et in VLAN_TPIDS:
+        if depth == MAX_VLAN_TAGS:
+            return "vlan_stack_too_deep"
         if len(data) < l3 + 4:
             return "truncated_link_header"
         tci, et = struct.unpack(">HH", data[l3 : l3 + 4])
