@@ -118,13 +118,13 @@ Semantics (Zeek conn.log, with the contract's "Precise rules"):
   which it sent a packet. Broadcast, multicast and unspecified addresses are left out.
 - dns: every UDP packet from port 53 (not later fragments), payload as captured; with
   dns_names given, only those whose payload mentions one of the names.
-- uid: "C" + 11 base62 digits of a 64-bit hash of (capture name, index of the
-  connection's first packet, key): the same capture gives the same uids.
+- uid: "C" + 11 base62 digits of a 64-bit hash of (timestamp and record index of the
+  connection's first packet, key): the same packets give the same uids, whatever the
+  capture's name or path, file or standard input.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import socket
 from collections.abc import Iterable, Iterator
@@ -557,7 +557,7 @@ class FlowTable:
             "inner_vlan": OI[:, ct.OI_INNER_VLAN],
             "ts_first": OL[:, ct.OL_TS_FIRST],
         }
-        uid = _uids(self.capture_name, c)
+        uid = _uids(c)
         # Rows in the table's order (ts, then uid) from the start: sorting the finished
         # frame instead would hold two copies of it at once.
         order = np.lexsort((uid, OL[:, ct.OL_TS_FIRST]))
@@ -813,12 +813,13 @@ def _proto_names(proto: np.ndarray) -> np.ndarray:
 _B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)
 
 
-def _uids(capture_name: str, c: dict[str, np.ndarray]) -> np.ndarray:
-    """'C' + 11 base62 digits of a hash of (capture name, first packet index, key)."""
-    seed = int.from_bytes(hashlib.sha256(capture_name.encode()).digest()[:8], "little")
+def _uids(c: dict[str, np.ndarray]) -> np.ndarray:
+    """'C' + 11 base62 digits of a hash of the connection's content: its first packet's
+    record index and timestamp and its key. Not the capture's name: the same packets give
+    the same uids whether read from a file or from standard input."""
     n = c["first_index"].size
     words = np.empty((n, 8), dtype=np.uint64)
-    words[:, 0] = np.uint64(seed)
+    words[:, 0] = c["ts_first"].astype(np.uint64)
     words[:, 1] = c["first_index"].astype(np.uint64)
     for j, name in enumerate(("a_hi", "a_lo", "b_hi", "b_lo"), start=2):
         words[:, j] = c[name]

@@ -557,8 +557,10 @@ def test_uids_are_stable_and_distinct():
     assert first["uid"].tolist() == second["uid"].tolist()
     assert first["uid"].nunique() == 3
     assert all(u.startswith("C") and len(u) == 12 and u.isalnum() for u in first["uid"])
-    other = flows_of(rows, capture_name="other.pcap")
-    assert set(other["uid"]).isdisjoint(first["uid"])
+    renamed = flows_of(rows, capture_name="<stdin>")  # same packets, another name
+    assert renamed["uid"].tolist() == first["uid"].tolist()
+    later = flows_of([{**r, "ts": r["ts"] + 1.0} for r in rows])  # other packets
+    assert set(later["uid"]).isdisjoint(first["uid"])
 
 
 def scenario() -> list[dict[str, Any]]:
