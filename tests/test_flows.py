@@ -708,3 +708,59 @@ def test_dns_name_filter_keeps_the_right_responses_of_one_batch():
     rows = [udp(0.1 * (i + 1), S, 53, C, 40000 + i, p) for i, p in enumerate(payloads)]
     dns = run(rows, dns_names={"cmi.ta.co.at", "api.ta.co.at"}).dns
     assert dns["payload"].tolist() == [cmi, api, cmi]
+
+
+# --- bounded live table, payload heads ------------------------------------------------------------
+
+
+def test_a_syn_flood_is_bounded_by_the_live_cap_and_keeps_every_connection():
+    """Beyond max_live_connections the least recently active connection is expired early:
+    it is still a row (flows keep every connection) and counted in `evicted`."""
+    rows = [c2s(i * 0.001, "S", dport=1000 + i, seq=i) for i in range(300)]
+    table = FlowTable(capture_name="unit.pcap", max_live_connections=50)
+    for lo in range(0, 300, 64):
+        table.add(make_batch(rows[lo : lo + 64], first_index=lo))
+        assert table.live_connections <= 50
+    result = table.finish()
+    assert result.evicted == 250
+    assert len(result.flows) == 300
+    assert sorted(result.flows["resp_p"]) == list(range(1000, 1300))
+    assert set(result.flows["conn_state"]) == {"S0"}
+    uncapped = run(rows)
+    assert uncapped.evicted == 0
+    pd.testing.assert_frame_equal(result.flows, uncapped.flows)
+
+
+def test_an_evicted_connection_that_sends_again_continues_as_a_new_one():
+    rows = [c2s(0, "PA", b"a", seq=1), udp(0.1, C, 40000, S, 53), c2s(0.2, "PA", b"b", seq=2)]
+    result = run(rows, max_live_connections=1)
+    assert result.evicted == 2
+    assert result.flows["proto"].tolist() == ["tcp", "udp", "tcp"]
+
+
+def test_heads_join_the_first_256_bytes_of_each_direction_across_packets():
+    """The MS-RPC endpoint-mapper answer sits about 200 bytes into the responder's
+    stream (bind_ack, then the ept_map response): the head spans both segments."""
+    bind_ack, ept_map = bytes(range(100)) + b"\x01" * 20, b"\x02" * 300
+    rows = seqd(
+        [*HANDSHAKE, (">", "PA", 2, b"req"), ("<", "PA", 10, bind_ack),
+         ("<", "PA", 10, bind_ack), ("<", "PA", 130, ept_map)]
+    )  # fmt: skip
+    f = one(flows_of(rows))
+    assert f["_resp_head"] == (bind_ack + ept_map)[:256]  # the retransmission adds nothing
+    assert f["_orig_head"] == b"req"
+    assert f["history"] == "ShADdt"
+
+
+def test_a_snaplen_cut_packet_ends_its_head():
+    cut = {**c2s(0.3, "PA", b"abc", seq=2), "payload_len": 1000}
+    rows = [*seqd(HANDSHAKE), cut, c2s(0.4, "PA", b"later", seq=1002)]
+    assert one(flows_of(rows))["_orig_head"] == b"abc"
+
+
+def test_heads_do_not_depend_on_batch_boundaries():
+    rows = seqd([*HANDSHAKE] + [(">", "PA", 2 + 40 * i, bytes([i]) * 40) for i in range(8)])
+    whole = one(flows_of(rows))["_orig_head"]
+    assert whole == b"".join(bytes([i]) * 40 for i in range(7))[:256]
+    for cut in range(1, len(rows)):
+        assert one(flows_of(rows, splits=(cut,)))["_orig_head"] == whole
