@@ -1016,7 +1016,7 @@ def run_batch(
                 index, index_, ts, vlan, inner_vlan, svc_tcp, svc_udp, icmp_reply,
                 K, L, I, U, H, M,
             )  # fmt: skip
-        else:
+        elif M[M_TAIL0 + cls] != s:  # most recently active goes last
             list_unlink(s, L, U, M)
             list_append(s, L, U, M)
 
