@@ -13,14 +13,20 @@ FlowResult.flows: pandas DataFrame with the connection columns of schema.FLOWS
 orig_mac, resp_mac, vlan, inner_vlan, orig_pkts, resp_pkts, orig_bytes, resp_bytes,
 orig_ip_bytes, resp_ip_bytes, conn_state, history, service (None here), capture),
 sorted by (ts, uid), plus internal columns (dropped on output):
-    _orig_head  bytes | None   first payload bytes (up to HEAD_BYTES) sent by the originator
-    _resp_head  bytes | None   first payload bytes sent by the responder
+    _orig_head  bytes | None   the originator's first payload bytes (up to HEAD_BYTES)
+    _resp_head  bytes | None   the responder's first payload bytes
     _resp_bcast bool           responder address is broadcast or multicast
 FlowResult.hosts: ip, mac, first_ts, last_ts, pkts, bytes (unicast addresses only)
 FlowResult.arp:   ip, mac, ts  (ARP sender pairs)
 FlowResult.dns:   ts, client, server, payload  (DNS responses: UDP from port 53)
+FlowResult.evicted: int  connections expired early because the live table was full
 
 All timestamp columns are pandas datetime64[us, UTC].
+
+The per-packet work is `analyzer.conntable` (numba kernels): one loop that finds each
+packet's connection in an open-addressing table keyed as below, updates it, and moves
+connections that end (timeout, port reuse, eviction, end of capture) out of the live
+table as columnar rows. Memory follows the live connections, not the capture.
 
 Semantics (Zeek conn.log, with the contract's "Precise rules"):
 
@@ -32,20 +38,27 @@ Semantics (Zeek conn.log, with the contract's "Precise rules"):
   144 <-> 145); other (one-way) types use the ICMP code as the counterpart, like
   Zeek's ICMP4_counterpart/ICMP6_counterpart. The ICMP identifier is ignored (Zeek
   does too). Other IP protocols are keyed by addresses with ports 0.
-- Connections split when a packet arrives more than the idle timeout after the
-  connection's previous packet, and (TCP) at a SYN without ACK once the connection is
-  closed (a RST seen, or a FIN from both sides) and its sequence number differs from
-  the connection's first SYN (same number = a retransmission): Zeek's port-reuse
-  rule (TCPSessionAdapter::IsReuse). Zeek's
-  tcp_close_delay (a closed connection lingers 5 s, later non-SYN packets start a
-  new partial connection) is not emulated: late packets stay in their connection.
-- Originator: see `_originator`. TCP: the first SYN's sender (`syn`); else, when the
-  first packet is a SYN-ACK, its receiver (`synack`); else the service-port side is
-  the responder when exactly one side's port is a service port (`port`); else the
-  first sender (`first_packet`). UDP: the first sender, unless its source port is a
-  service port and the destination port is not (`port`). ICMP: the first sender,
-  unless its type is a reply type (then the receiver, `port`: the type plays the
-  port). A broadcast or multicast address is always the responder.
+- Inactivity: a connection ends when a packet arrives at least the idle timeout after
+  its previous packet (Zeek's inactivity timers: TCP 5 min, UDP and other protocols
+  1 min, ICMP 1 min, from base/init-bare.zeek); that packet starts a new connection.
+  The live table also drops connections idle for their timeout as the capture's clock
+  (each packet's timestamp) passes it, which gives the same connections as long as
+  timestamps do not run backwards by more than a timeout.
+- Port reuse: (TCP) a SYN without ACK once the connection is closed (a RST seen, or a
+  FIN from both sides) starts a new connection unless its sequence number is the
+  connection's first SYN's (a retransmitted attempt): Zeek's
+  TCPSessionAdapter::IsReuse. Zeek's tcp_close_delay (a closed connection lingers 5 s,
+  later non-SYN packets start a new partial connection) is not emulated: late packets
+  stay in their connection.
+- Originator: decided at the connection's first packet. TCP: a SYN (without ACK, FIN,
+  RST) makes its sender the originator (`syn`); a SYN-ACK its receiver (`synack`); else
+  the service-port side is the responder when exactly one side's port is a service
+  port (`port`); else the first sender (`first_packet`). A later SYN in a connection
+  that had none moves the originator to its sender (`syn`), as Zeek's role flip. UDP:
+  the first sender, unless its source port is a service port and the destination port
+  is not (`port`). ICMP: the first sender, unless its type is a reply type (then the
+  receiver, `port`: the type plays the port). A broadcast or multicast address is
+  always the responder, and then a later SYN does not move it.
 - Broadcast and multicast: IPv4 255.255.255.255, any x.x.x.255 (taken as a directed
   broadcast: the netmask is unknown, so this assumes prefixes of /24 or shorter, which
   is what building networks use), 224.0.0.0/4, IPv6 ff00::/8.
@@ -53,22 +66,50 @@ Semantics (Zeek conn.log, with the contract's "Precise rules"):
   lengths the headers state (decode.PacketBatch.payload_len; Zeek derives TCP bytes
   from sequence numbers instead, which differs on retransmissions and gaps); IP bytes
   = sum of ip_len. MACs come from the first packet each way.
-- history: Zeek's letters S H A D F R plus I (FIN+RST) and Q (other multi-flag),
-  upper case = originator, each letter once per direction, in order of first
-  occurrence. UDP: D / d for the first datagram each way. ICMP and other protocols:
-  empty (Zeek records no history for them). Not produced: Zeek's repeat letters,
-  T W C G (retransmission, window, content gap, ...) and the '^' flip marker.
-- conn_state: TCP from Zeek's endpoint state machine (TCPSessionAdapter) replayed on
-  the history letters, then Zeek's conn_state() table (base/protocols/conn/main.zeek);
+- history (TCP), as Zeek's update_history, CheckHistory and ScaledHistoryEntry
+  (TCP.cc, TCP_Endpoint.cc, Conn.cc), upper case = originator at the time of the
+  packet: S (SYN), H (SYN-ACK), A (pure ACK), D (data), F (FIN), R (RST), I (FIN+RST),
+  Q (other multi-flag), each once per role, except that S/H, F and R are written again
+  when their relative sequence number differs from that endpoint's previous one (as
+  Zeek does); T when a data segment does not advance the sender's last sequence number
+  (a retransmission or reordering), at the 1st, 10th, 100th, ... time; '^' where the
+  originator is not the sender of the connection's first packet (written first, as
+  Zeek's flip at connection creation) or moves later (written there, Zeek's
+  FlipRoles; letters before it keep their case). Relative sequence numbers follow
+  Zeek's init_endpoint. UDP: D / d at the first datagram of each role (Zeek's UDP
+  adapter), '^' as above. ICMP and other protocols: empty (Zeek records none).
+- Differences from Zeek's history that remain: W / w (zero window) is not produced:
+  PacketBatch carries no window field. C / c (bad checksum) is not produced: checksums
+  are not verified (Zeek drops such packets by default as well). G / g (content gap)
+  needs Zeek's reassembler and is not produced. Sequence-number wraps beyond 4 GiB per
+  endpoint are not tracked (Zeek keeps a wrap count; only equality of relative numbers
+  is used here). At most HIST_MAX letters are kept per connection (later letters are
+  dropped; Zeek keeps all).
+- conn_state: TCP from the endpoint states of Zeek's state machine
+  (TCPSessionAdapter::UpdateStateMachine, run per packet), then Zeek's conn_state()
+  table (base/protocols/conn/main.zeek); its REJ test on "no bytes" uses payload bytes.
   UDP: S0 (only the originator sent), SF (both), SHR (only the responder); ICMP and
   other protocols: OTH, as Zeek.
 - IP fragments: a first fragment (FRAG_FIRST) carries ports and counts normally. A
   later fragment (FRAG_LATER) takes the ports of the first fragment with the same
-  (source, destination, protocol, IP id) seen earlier in the capture, so it joins that
-  connection; otherwise it forms its own connection with ports 0. Every fragment
-  counts as one packet (Zeek counts reassembled datagrams); payload bytes add up the
-  fragments' own payloads (decode derives payload_len from the IP length, not from the
-  UDP length field), so a reassembled datagram counts its bytes once.
+  (source, destination, protocol, IP id) seen earlier (the last FRAG_TABLE first
+  fragments are remembered, direct-mapped by hash), so it joins that connection;
+  otherwise it forms its own connection with ports 0. Every fragment counts as one
+  packet (Zeek counts reassembled datagrams); payload bytes add up the fragments' own
+  payloads (decode derives payload_len from the IP length, not from the UDP length
+  field), so a reassembled datagram counts its bytes once.
+- Payload heads: the first HEAD_BYTES payload bytes of each direction's stream,
+  concatenated across packets in arrival order. TCP segments that do not advance the
+  sequence (retransmissions, the T above) add nothing; a packet cut by the snap length
+  ends its direction's head (the bytes after it would not line up).
+- Bounded live table (against floods: a port scan, SYNs from spoofed sources): at most
+  `max_live_connections` connections are live (default MAX_LIVE_CONNECTIONS). When a
+  new connection would exceed it, the least recently active live connection is
+  expired early: it becomes a row like any other (flows keep every connection) and is
+  counted in FlowResult.evicted. Policy after Suricata's flow table (flow.memcap, and
+  in emergency mode the oldest flows are reused), without its emergency timeouts;
+  Zeek sets no cap and relies on its timeouts. A connection expired early whose peer
+  sends again continues as a new connection.
 - ARP packets make no connection; their (sender IP, sender MAC) pairs go to
   FlowResult.arp, one row per distinct pair with the first time it was seen; probes
   from 0.0.0.0 are left out.
@@ -77,32 +118,29 @@ Semantics (Zeek conn.log, with the contract's "Precise rules"):
   which it sent a packet. Broadcast, multicast and unspecified addresses are left out.
 - dns: every UDP packet from port 53 (not later fragments), payload as captured; with
   dns_names given, only those whose payload mentions one of the names.
-- Speed: no per-packet Python. Per batch, keys are hashed to 64 bits, grouped with one
-  sort of (hash | position) values and verified word by word; keys are looked up in a
-  sorted array of live keys (np.searchsorted); counters are per-segment reductions
-  scattered into per-connection numpy columns. Keys idle past their timeout leave the
-  live index every PRUNE_EVERY_BATCHES batches, so memory follows the connections.
-- uid: "C" + 11 base62 digits of a 64-bit hash of (capture name, index of the
-  connection's first packet, key): the same capture gives the same uids.
+- uid: "C" + 11 base62 digits of a 64-bit hash of (timestamp and record index of the
+  connection's first packet, key): the same packets give the same uids, whatever the
+  capture's name or path, file or standard input.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import socket
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from analyzer import conntable as ct
 from analyzer import schema
-from analyzer.decode import FRAG_FIRST, FRAG_LATER, KIND_ARP, NO_VLAN, PacketBatch
+from analyzer.decode import KIND_ARP, NO_VLAN, PacketBatch
+from analyzer.kernel import kernel
 
-HEAD_BYTES = 128  # payload bytes kept per direction for service recognition
-PRUNE_EVERY_BATCHES = 8  # how often idle keys leave the live index (memory, not semantics)
+HEAD_BYTES = ct.HEAD_BYTES  # payload bytes kept per direction for service recognition
+HIST_MAX = ct.HIST_MAX
 
 # Zeek's defaults (base/init-bare.zeek): tcp_inactivity_timeout = 5 min,
 # udp_inactivity_timeout = 1 min, icmp_inactivity_timeout = 1 min. Protocols other
@@ -111,13 +149,20 @@ TCP_IDLE_TIMEOUT_S = 300.0
 UDP_IDLE_TIMEOUT_S = 60.0
 ICMP_IDLE_TIMEOUT_S = 60.0
 
+# Live connections at most (see the module doc). A live connection costs about 400
+# bytes of table (plus 2 x 256 bytes of payload heads while it has payload), so the
+# default bounds the live table near 200 MiB even when every one carries payload;
+# ordinary captures stay far below it (the 10 M packet benchmark: 100,000 connections
+# in all).
+MAX_LIVE_CONNECTIONS = 250_000
+
 # Well-known ports (IANA: 0-1023) are service ports besides the catalog's ports.
 WELL_KNOWN_PORT_LIMIT = 1024
 
-PROTO_ICMP = 1
-PROTO_TCP = 6
-PROTO_UDP = 17
-PROTO_ICMP6 = 58
+PROTO_ICMP = ct.PROTO_ICMP
+PROTO_TCP = ct.PROTO_TCP
+PROTO_UDP = ct.PROTO_UDP
+PROTO_ICMP6 = ct.PROTO_ICMP6
 PROTO_NAMES: dict[int, str] = {
     PROTO_ICMP: "icmp",
     PROTO_TCP: "tcp",
@@ -125,19 +170,11 @@ PROTO_NAMES: dict[int, str] = {
     PROTO_ICMP6: "icmp6",
 }
 
-TH_FIN = 0x01
-TH_SYN = 0x02
-TH_RST = 0x04
-TH_ACK = 0x10
-
-# History events, in the order of the per-connection event columns. Column e holds the
-# first packet index of event e from endpoint A, column N_EVENTS + e from endpoint B.
-EVENT_LETTERS = "SHADFRIQ"
-EV_S, EV_H, EV_A, EV_D, EV_F, EV_R, EV_I, EV_Q = range(8)
-N_EVENTS = len(EVENT_LETTERS)
-EV_NONE = 2 * N_EVENTS  # packet contributes no history letter
-
-NEVER = np.iinfo(np.int64).max  # "event not seen" / "no position"
+# names of conntable's codes
+EVIDENCE = ("first_packet", "syn", "synack", "port")
+CONN_STATES = (
+    "S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH",
+)  # fmt: skip
 
 # ICMP request <-> reply counterparts (Zeek's ICMP4_counterpart / ICMP6_counterpart).
 ICMP4_PAIRS: tuple[tuple[int, int], ...] = ((8, 0), (13, 14), (15, 16), (10, 9), (17, 18))
@@ -168,6 +205,11 @@ HOST_COLUMNS: tuple[str, ...] = ("ip", "mac", "first_ts", "last_ts", "pkts", "by
 ARP_COLUMNS: tuple[str, ...] = ("ip", "mac", "ts")
 DNS_COLUMNS: tuple[str, ...] = ("ts", "client", "server", "payload")
 
+INITIAL_SLOTS = 1024  # live table rows at the start; doubled when full, up to the cap
+INITIAL_BLOCKS = 256  # payload-head blocks at the start; doubled when short
+CHUNK_ROWS = 16384  # rows per output chunk
+CHUNK_VAR_BYTES = CHUNK_ROWS * 64  # history and head bytes per output chunk (at least)
+
 
 @dataclass
 class FlowResult:
@@ -175,6 +217,7 @@ class FlowResult:
     hosts: pd.DataFrame
     arp: pd.DataFrame
     dns: pd.DataFrame
+    evicted: int = field(default=0)
 
 
 def is_service_port(proto: str, port: int, service_ports: frozenset[tuple[str, int]]) -> bool:
@@ -182,14 +225,13 @@ def is_service_port(proto: str, port: int, service_ports: frozenset[tuple[str, i
     return 0 < port < WELL_KNOWN_PORT_LIMIT or (proto, port) in service_ports
 
 
-def _service_table(service_ports: frozenset[tuple[str, int]]) -> np.ndarray:
-    """bool[256, 65536]: is_service_port for every (IP protocol number, port)."""
-    table = np.zeros((256, 65536), dtype=bool)
-    table[:, 1:WELL_KNOWN_PORT_LIMIT] = True
-    numbers = {name: num for num, name in PROTO_NAMES.items()}
-    for proto, port in service_ports:
-        if proto in numbers and 0 <= port < 65536:
-            table[numbers[proto], port] = True
+def _service_ports(proto: str, service_ports: frozenset[tuple[str, int]]) -> np.ndarray:
+    """uint8[65536]: is_service_port(proto, port) for every port."""
+    table = np.zeros(65536, dtype=np.uint8)
+    table[1:WELL_KNOWN_PORT_LIMIT] = 1
+    for name, port in service_ports:
+        if name == proto and 0 <= port < 65536:
+            table[port] = 1
     return table
 
 
@@ -197,7 +239,7 @@ def _icmp_tables() -> tuple[np.ndarray, np.ndarray]:
     """counterpart[2, 256] (-1 = one-way type, use the code) and is_reply[2, 256];
     row 0 = ICMPv4, row 1 = ICMPv6."""
     counterpart = np.full((2, 256), -1, dtype=np.int64)
-    is_reply = np.zeros((2, 256), dtype=bool)
+    is_reply = np.zeros((2, 256), dtype=np.bool_)
     for row, pairs in enumerate((ICMP4_PAIRS, ICMP6_PAIRS)):
         for request, reply in pairs:
             counterpart[row, request] = reply
@@ -209,87 +251,112 @@ def _icmp_tables() -> tuple[np.ndarray, np.ndarray]:
 ICMP_COUNTERPART, ICMP_IS_REPLY = _icmp_tables()
 
 
-# --- per-connection storage -----------------------------------------------------------
-
-_SLOT_FIELDS: dict[str, Any] = {
-    # key, canonical orientation: endpoint A sorts before endpoint B
-    "a_hi": np.uint64,
-    "a_lo": np.uint64,
-    "b_hi": np.uint64,
-    "b_lo": np.uint64,
-    "w4": np.uint64,  # proto | ports, as in the key words
-    "w5": np.uint64,  # vlan ids + 1, as in the key words
-    "a_port": np.int32,
-    "b_port": np.int32,
-    "proto": np.uint8,
-    "vlan": np.int32,
-    "inner_vlan": np.int32,
-    # first packet
-    "first_index": np.int64,
-    "ts_first": np.int64,
-    "first_ab": bool,
-    "first_flags": np.uint8,
-    "ts_last": np.int64,
-    # per direction (ab = sent by A, ba = sent by B)
-    "pkts_ab": np.int64,
-    "pkts_ba": np.int64,
-    "bytes_ab": np.int64,
-    "bytes_ba": np.int64,
-    "ipb_ab": np.int64,
-    "ipb_ba": np.int64,
-    "flags_ab": np.uint8,
-    "flags_ba": np.uint8,
-    "mac_ab": np.uint64,
-    "mac_ba": np.uint64,
-    "macok_ab": bool,
-    "macok_ba": bool,
-    "head_ab": bool,
-    "head_ba": bool,
-    "ev_seen": np.uint16,  # bit e: history event column e seen
-    "syn_seq": np.int64,  # sequence number of the first SYN without ACK, -1 = none
-}
-_SLOT_INIT: dict[str, int] = {"ts_last": np.iinfo(np.int64).min, "syn_seq": -1}
+def _proto_classes() -> np.ndarray:
+    classes = np.full(256, ct.CLASS_UDP, dtype=np.uint8)
+    classes[PROTO_TCP] = ct.CLASS_TCP
+    classes[PROTO_ICMP] = ct.CLASS_ICMP
+    classes[PROTO_ICMP6] = ct.CLASS_ICMP
+    return classes
 
 
-class _Slots:
-    """Growable column store, one row per connection (never per packet)."""
-
-    def __init__(self, capacity: int = 1024) -> None:
-        self.n = 0
-        self.cols: dict[str, np.ndarray] = {
-            name: np.full(capacity, _SLOT_INIT.get(name, 0), dtype=dt)
-            for name, dt in _SLOT_FIELDS.items()
-        }
-        self.events = np.full((capacity, 2 * N_EVENTS), NEVER, dtype=np.int64)
-        self.heads_ab: dict[int, bytes] = {}
-        self.heads_ba: dict[int, bytes] = {}
-
-    def alloc(self, count: int) -> np.ndarray:
-        """Reserve `count` new rows; returns their ids."""
-        need = self.n + count
-        capacity = self.events.shape[0]
-        if need > capacity:
-            new_cap = max(need, 2 * capacity)
-            for name, arr in self.cols.items():
-                grown = np.full(new_cap, _SLOT_INIT.get(name, 0), dtype=arr.dtype)
-                grown[: self.n] = arr[: self.n]
-                self.cols[name] = grown
-            events = np.full((new_cap, 2 * N_EVENTS), NEVER, dtype=np.int64)
-            events[: self.n] = self.events[: self.n]
-            self.events = events
-        ids = np.arange(self.n, need, dtype=np.int64)
-        self.n = need
-        return ids
-
-    def view(self) -> dict[str, np.ndarray]:
-        return {name: arr[: self.n] for name, arr in self.cols.items()}
+PROTO_CLASSES = _proto_classes()
 
 
 # --- the table --------------------------------------------------------------------------
 
 
+class _Live:
+    """The live table's arrays (one row per slot; columns as conntable names them)."""
+
+    def __init__(self, capacity: int, blocks: int) -> None:
+        self.K = np.zeros((capacity, ct.N_K), dtype=np.uint64)
+        self.L = np.zeros((capacity, ct.N_L), dtype=np.int64)
+        self.I = np.zeros((capacity, ct.N_I), dtype=np.int32)
+        self.U = np.zeros((capacity, ct.N_U), dtype=np.uint8)
+        self.H = np.zeros((capacity, ct.HIST_MAX), dtype=np.uint8)
+        self.free = np.arange(capacity - 1, -1, -1, dtype=np.int64)  # a stack: pops 0 first
+        self.index = np.full(_index_size(capacity), -1, dtype=np.int64)
+        self.heads = np.zeros((blocks, ct.HEAD_BYTES), dtype=np.uint8)
+        self.blk_free = np.arange(blocks - 1, -1, -1, dtype=np.int64)
+        self.M = np.zeros(ct.N_M, dtype=np.int64)
+        self.M[ct.M_FREE_TOP] = capacity
+        self.M[ct.M_BLK_TOP] = blocks
+        self.M[ct.M_HEAD0 : ct.M_HEAD0 + ct.N_CLASSES] = -1
+        self.M[ct.M_TAIL0 : ct.M_TAIL0 + ct.N_CLASSES] = -1
+
+    @property
+    def capacity(self) -> int:
+        return int(self.K.shape[0])
+
+    def grow_slots(self, capacity: int) -> None:
+        """More slots (ids stay), and an index sized for them."""
+        old = self.capacity
+        for name in ("K", "L", "I", "U", "H"):
+            arr = getattr(self, name)
+            grown = np.zeros((capacity, *arr.shape[1:]), dtype=arr.dtype)
+            grown[:old] = arr
+            setattr(self, name, grown)
+        top = int(self.M[ct.M_FREE_TOP])
+        free = np.empty(capacity, dtype=np.int64)
+        free[: capacity - old] = np.arange(capacity - 1, old - 1, -1)
+        free[capacity - old : capacity - old + top] = self.free[:top]
+        self.free = free
+        self.M[ct.M_FREE_TOP] = top + capacity - old
+        live = np.ones(capacity, dtype=np.bool_)
+        live[self.free[: int(self.M[ct.M_FREE_TOP])]] = False
+        self.index = np.full(_index_size(capacity), -1, dtype=np.int64)
+        ct.rebuild_index(self.index, self.L, np.flatnonzero(live))
+
+    def grow_blocks(self) -> None:
+        old = self.heads.shape[0]
+        heads = np.zeros((2 * old, ct.HEAD_BYTES), dtype=np.uint8)
+        heads[:old] = self.heads
+        self.heads = heads
+        top = int(self.M[ct.M_BLK_TOP])
+        blk_free = np.empty(2 * old, dtype=np.int64)
+        blk_free[:old] = np.arange(2 * old - 1, old - 1, -1)
+        blk_free[old : old + top] = self.blk_free[:top]
+        self.blk_free = blk_free
+        self.M[ct.M_BLK_TOP] = top + old
+
+
+def _index_size(capacity: int) -> int:
+    """Buckets for `capacity` slots: a power of two, at most half full."""
+    return 1 << max(4, (2 * capacity - 1).bit_length())
+
+
+@dataclass
+class _Rows:
+    """Connections that left the live table: columnar chunks, as conntable writes them."""
+
+    OK: np.ndarray
+    OL: np.ndarray
+    OI: np.ndarray
+    OU: np.ndarray
+    var: np.ndarray
+
+    @classmethod
+    def empty(cls, rows: int = CHUNK_ROWS, var_bytes: int = CHUNK_VAR_BYTES) -> _Rows:
+        return cls(
+            OK=np.zeros((rows, ct.N_OK), dtype=np.uint64),
+            OL=np.zeros((rows, ct.N_OL), dtype=np.int64),
+            OI=np.zeros((rows, ct.N_OI), dtype=np.int32),
+            OU=np.zeros((rows, ct.N_OU), dtype=np.uint8),
+            var=np.zeros(max(var_bytes, 4 * ct.ROW_VAR_MAX), dtype=np.uint8),
+        )
+
+    def trimmed(self, rows: int, var_bytes: int) -> _Rows:
+        return _Rows(
+            OK=self.OK[:rows].copy(),
+            OL=self.OL[:rows].copy(),
+            OI=self.OI[:rows].copy(),
+            OU=self.OU[:rows].copy(),
+            var=self.var[:var_bytes].copy(),
+        )
+
+
 class FlowTable:
-    """Connection table fed batch by batch; vectorised per batch (no per-packet Python)."""
+    """Connection table fed batch by batch; the per-packet loop is conntable.run_batch."""
 
     def __init__(
         self,
@@ -300,25 +367,41 @@ class FlowTable:
         udp_idle_timeout_s: float = UDP_IDLE_TIMEOUT_S,
         icmp_idle_timeout_s: float = ICMP_IDLE_TIMEOUT_S,
         dns_names: Iterable[str] | None = None,
+        max_live_connections: int = MAX_LIVE_CONNECTIONS,
     ) -> None:
+        if max_live_connections < 1:
+            raise ValueError("max_live_connections must be at least 1")
         self.capture_name = capture_name
         # DNS responses are kept only where they mention one of these names (None: all).
         # Classification needs the answers for the catalog's documented destinations
         # only; keeping every response made memory grow with the capture's length.
         self._dns_names = _dns_wire_names(dns_names) if dns_names is not None else None
-        self._service = _service_table(service_ports)
-        timeouts = np.full(256, int(udp_idle_timeout_s * 1e9), dtype=np.int64)
-        timeouts[PROTO_TCP] = int(tcp_idle_timeout_s * 1e9)
-        timeouts[PROTO_ICMP] = int(icmp_idle_timeout_s * 1e9)
-        timeouts[PROTO_ICMP6] = int(icmp_idle_timeout_s * 1e9)
-        self._timeout_ns = timeouts
-        self._slots = _Slots()
-        self._live = _LiveIndex()
-        self._batches = 0
-        self._frag_ports: dict[tuple[int, ...], tuple[int, int]] = {}
+        self._svc_tcp = _service_ports("tcp", service_ports)
+        self._svc_udp = _service_ports("udp", service_ports)
+        self._timeout_ns = np.empty(ct.N_CLASSES, dtype=np.int64)
+        self._timeout_ns[ct.CLASS_TCP] = round(tcp_idle_timeout_s * 1e9)
+        self._timeout_ns[ct.CLASS_UDP] = round(udp_idle_timeout_s * 1e9)
+        self._timeout_ns[ct.CLASS_ICMP] = round(icmp_idle_timeout_s * 1e9)
+        self._max_live = max_live_connections
+        self._live = _Live(min(INITIAL_SLOTS, max_live_connections), INITIAL_BLOCKS)
+        self._live.M[ct.M_MAX_LIVE] = max_live_connections
+        self._frag_key = np.zeros((ct.FRAG_TABLE, 5), dtype=np.uint64)
+        self._frag_ports = np.zeros((ct.FRAG_TABLE, 2), dtype=np.int32)
+        self._out = _Rows.empty()
+        self._chunks: list[_Rows] = []
         self._arp: dict[tuple[int, int], int] = {}  # (ipv4, mac) -> first ts_ns
         self._dns: list[tuple[np.ndarray, ...]] = []  # ts, dst hi/lo, src hi/lo per batch
         self._dns_payloads: list[bytes] = []
+
+    @property
+    def live_connections(self) -> int:
+        """Connections in the live table now."""
+        return int(self._live.M[ct.M_LIVE])
+
+    @property
+    def evicted(self) -> int:
+        """Connections expired early so far because the live table was full."""
+        return int(self._live.M[ct.M_EVICTED])
 
     # -- feeding --------------------------------------------------------------------
 
@@ -329,26 +412,44 @@ class FlowTable:
         is_arp = batch.kind == KIND_ARP
         if is_arp.any():
             self._add_arp(batch, np.flatnonzero(is_arp))
-            keep = np.flatnonzero(~is_arp)
-            if keep.size == 0:
+        self._collect_dns(batch)
+        b = batch
+        live = self._live
+        at = 0
+        while True:
+            status, at = ct.run_batch(
+                at,
+                b.index, b.ts_ns, b.kind, b.src_mac, b.has_mac, b.vlan, b.inner_vlan,
+                b.src_hi, b.src_lo, b.dst_hi, b.dst_lo, b.proto, b.ip_len, b.frag,
+                b.ip_id, b.sport, b.dport, b.tcp_flags, b.seq, b.payload_len,
+                b.payload_off, b.caplen_payload, b.buf,
+                self._timeout_ns, PROTO_CLASSES, self._svc_tcp, self._svc_udp,
+                ICMP_COUNTERPART, ICMP_IS_REPLY,
+                self._frag_key, self._frag_ports,
+                live.index, live.K, live.L, live.I, live.U, live.H, live.free,
+                live.heads, live.blk_free, live.M,
+                self._out.OK, self._out.OL, self._out.OI, self._out.OU, self._out.var,
+            )  # fmt: skip
+            if status == ct.DONE:
                 return
-        else:
-            keep = None
-        pk = _Packets.from_batch(batch, keep)
-        self._fix_fragments(pk)
-        self._collect_dns(pk, batch.buf)
-        self._account(pk, batch.buf)
-        self._batches += 1
-        if self._batches % PRUNE_EVERY_BATCHES == 0:
-            self._prune(int(pk.ts_ns.min()))
+            self._make_room(status)
 
-    def _prune(self, now_ns: int) -> None:
-        """Forget keys idle for longer than their timeout: their next packet would start a
-        new connection anyway, so this bounds memory by the active connections."""
-        cols = self._slots.cols
-        slots = self._live.slot
-        idle = now_ns - cols["ts_last"][slots]
-        self._live.keep(idle <= self._timeout_ns[cols["proto"][slots]])
+    def _make_room(self, status: int) -> None:
+        if status == ct.NEED_OUT:
+            self._flush_rows()
+        elif status == ct.NEED_BLOCK:
+            self._live.grow_blocks()
+        elif status == ct.NEED_SLOT:
+            self._live.grow_slots(min(2 * self._live.capacity, self._max_live))
+
+    def _flush_rows(self) -> None:
+        """Keep the filled part of the current output chunk and start a new one."""
+        m = self._live.M
+        rows, var_bytes = int(m[ct.M_ROWS]), int(m[ct.M_VAR])
+        if rows:
+            self._chunks.append(self._out.trimmed(rows, var_bytes))
+        m[ct.M_ROWS] = 0
+        m[ct.M_VAR] = 0
 
     def _add_arp(self, batch: PacketBatch, rows: np.ndarray) -> None:
         ip = (batch.src_lo[rows] & np.uint64(0xFFFFFFFF)).astype(np.int64)
@@ -362,66 +463,39 @@ class FlowTable:
             if key not in self._arp:
                 self._arp[key] = ts_v
 
-    def _fix_fragments(self, pk: _Packets) -> None:
-        """Give later fragments the ports of their first fragment (see module doc)."""
-        rows = np.flatnonzero(pk.frag != 0)
-        if rows.size == 0:
-            return
-        frag_ports = self._frag_ports
-        if len(frag_ports) > 65536:  # fragments are reassembled within seconds; forget old
-            frag_ports.clear()
-        fields = zip(
-            rows.tolist(),
-            pk.frag[rows].tolist(),
-            pk.src_hi[rows].tolist(),
-            pk.src_lo[rows].tolist(),
-            pk.dst_hi[rows].tolist(),
-            pk.dst_lo[rows].tolist(),
-            pk.proto[rows].tolist(),
-            pk.ip_id[rows].tolist(),
-            pk.sport[rows].tolist(),
-            pk.dport[rows].tolist(),
-            strict=True,
-        )
-        for row, frag, sh, sl, dh, dl, proto, ip_id, sport, dport in fields:
-            key = (sh, sl, dh, dl, proto, ip_id)
-            if frag == FRAG_FIRST:
-                frag_ports[key] = (sport, dport)
-            elif frag == FRAG_LATER and key in frag_ports:
-                pk.sport[row], pk.dport[row] = frag_ports[key]
-                pk.orphan[row] = False
-            elif frag == FRAG_LATER:
-                pk.sport[row] = pk.dport[row] = 0
-
-    def _collect_dns(self, pk: _Packets, buf: np.ndarray) -> None:
+    def _collect_dns(self, b: PacketBatch) -> None:
         rows = np.flatnonzero(
-            (pk.proto == PROTO_UDP) & (pk.sport == 53) & pk.has_l4 & (pk.frag != FRAG_LATER)
+            (b.kind != KIND_ARP)
+            & (b.proto == PROTO_UDP)
+            & (b.sport == 53)
+            & b.has_l4
+            & (b.frag != ct.FRAG_LATER)
         )
         if rows.size == 0:
             return
         if self._dns_names is not None:
-            rows = self._dns_mentioning(pk, buf, rows)
+            rows = self._dns_mentioning(b, rows)
             if rows.size == 0:
                 return
-        ends = pk.payload_off[rows] + pk.caplen_payload[rows]
+        ends = b.payload_off[rows] + b.caplen_payload[rows]
         payloads = [
-            buf[o:e].tobytes()
-            for o, e in zip(pk.payload_off[rows].tolist(), ends.tolist(), strict=True)
+            b.buf[o:e].tobytes()
+            for o, e in zip(b.payload_off[rows].tolist(), ends.tolist(), strict=True)
         ]
         self._dns.append(
-            (pk.ts_ns[rows], pk.dst_hi[rows], pk.dst_lo[rows], pk.src_hi[rows], pk.src_lo[rows])
+            (b.ts_ns[rows], b.dst_hi[rows], b.dst_lo[rows], b.src_hi[rows], b.src_lo[rows])
         )
         self._dns_payloads.extend(payloads)
 
-    def _dns_mentioning(self, pk: _Packets, buf: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def _dns_mentioning(self, b: PacketBatch, rows: np.ndarray) -> np.ndarray:
         """The `rows` whose payload holds one of the wanted names, in any letter case (DNS
         0x20). The payloads are joined by 0xFF (no byte of a wire-encoded host name),
         lower-cased once and searched with bytes.find per name: a case-insensitive regex
         over the same bytes took 15 ms per MB."""
         assert self._dns_names is not None
-        offs = pk.payload_off[rows]
-        lens = pk.caplen_payload[rows].astype(np.int64)
-        view = buf.data
+        offs = b.payload_off[rows]
+        lens = b.caplen_payload[rows].astype(np.int64)
+        view = b.buf.data
         joined = b"\xff".join(
             [view[o : o + n] for o, n in zip(offs.tolist(), lens.tolist(), strict=True)]
         ).lower()
@@ -432,280 +506,110 @@ class FlowTable:
         which = np.unique(np.searchsorted(starts, np.asarray(hits), side="right") - 1)
         return rows[which]
 
-    def _account(self, pk: _Packets, buf: np.ndarray) -> None:
-        keys = _canonical_keys(pk)
-        h = _hash_words(keys.words)
-        order, gstart = _group(h, keys.words)
-        s = _Sorted(pk, keys, order)
-        g_rows = order[gstart]
-        hg, wg = h[g_rows], keys.words[g_rows]
-        slot_g, loc_g = self._live.lookup(hg, wg)
-        boundary, is_new = self._segments(s, gstart, slot_g)
-        starts = np.flatnonzero(boundary)
-        seg_slot, new_slot_g = self._assign_slots(starts, is_new, gstart, slot_g)
-        self._live.store(hg, wg, loc_g, new_slot_g, new_slot_g != slot_g)
-        self._update_slots(s, starts, seg_slot, is_new[starts], buf)
-
-    # -- segmentation: timeouts and port reuse ----------------------------------------
-
-    def _segments(
-        self, s: _Sorted, gstart: np.ndarray, slot_g: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Split each key's packets into connections. Returns (boundary, is_new): boundary
-        marks each connection's first packet in sorted order; is_new (at boundaries) is
-        False only where the packets continue the key's live connection."""
-        cols = self._slots.cols
-        n = s.n
-        gid = np.cumsum(gstart) - 1
-        slot_p = slot_g[gid]
-        cont = gstart & (slot_p >= 0)  # group starts that may continue a live slot
-        prev_ts = np.empty(n, dtype=np.int64)
-        prev_ts[0] = 0
-        prev_ts[1:] = s.ts[:-1]
-        cont_rows = np.flatnonzero(cont)
-        prev_ts[cont_rows] = cols["ts_last"][slot_p[cont_rows]]
-        gap = (s.ts - prev_ts) > self._timeout_ns[s.proto]
-        gap &= ~gstart | cont
-        boundary = gstart | gap
-        cont &= ~gap
-        is_tcp = s.proto == PROTO_TCP
-        syn_only = is_tcp & ((s.flags & (TH_SYN | TH_ACK)) == TH_SYN)
-        if syn_only.any():
-            seq = s.pk.seq[s.order].astype(np.int64)
-            slot_isn = np.full(n, -1, dtype=np.int64)
-            slot_isn[cont] = cols["syn_seq"][slot_p[cont]]
-            carry = _slot_closed_parts(cols, slot_p, cont)
-            reuse_at_start = cont & syn_only & _closed(*carry) & (seq != slot_isn)
-            cont &= ~reuse_at_start
-            carry = tuple(c & cont for c in carry)
-            slot_isn[~cont] = -1
-            _split_on_reuse(s, boundary, syn_only, carry, seq, slot_isn)
-        is_new = boundary & ~cont
-        return boundary, is_new
-
-    def _assign_slots(
-        self,
-        starts: np.ndarray,
-        is_new: np.ndarray,
-        gstart: np.ndarray,
-        slot_g: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Slot of every connection piece, and each key's latest slot."""
-        seg_new = is_new[starts]
-        seg_gid = np.cumsum(gstart)[starts] - 1
-        seg_slot = np.empty(starts.size, dtype=np.int64)
-        seg_slot[~seg_new] = slot_g[seg_gid[~seg_new]]
-        seg_slot[seg_new] = self._slots.alloc(int(seg_new.sum()))
-        last_seg = np.r_[np.flatnonzero(np.diff(seg_gid)), starts.size - 1]
-        return seg_slot, seg_slot[last_seg]
-
-    # -- counters ------------------------------------------------------------------------
-
-    def _update_slots(
-        self,
-        s: _Sorted,
-        starts: np.ndarray,
-        seg_slot: np.ndarray,
-        seg_new: np.ndarray,
-        buf: np.ndarray,
-    ) -> None:
-        cols = self._slots.cols
-        n = s.n
-        ab = s.ab
-        nseg = starts.size
-        counts = np.diff(np.r_[starts, n])
-        new = seg_slot[seg_new]
-        first = starts[seg_new]
-        rows = s.order[first]
-        words = s.keys.words[rows]
-        for j, name in enumerate(("a_hi", "a_lo", "b_hi", "b_lo", "w4", "w5")):
-            cols[name][new] = words[:, j]
-        cols["a_port"][new] = s.keys.a_port[rows]
-        cols["b_port"][new] = s.keys.b_port[rows]
-        cols["proto"][new] = s.proto[first]
-        cols["vlan"][new] = s.pk.vlan[rows]
-        cols["inner_vlan"][new] = s.pk.inner_vlan[rows]
-        cols["first_index"][new] = s.index[first]
-        cols["ts_first"][new] = s.ts[first]
-        cols["first_ab"][new] = ab[first]
-        cols["first_flags"][new] = s.flags[first]
-
-        seg_id = np.repeat(np.arange(nseg, dtype=np.int64), counts)
-        self._set_macs(s, seg_slot, ab, seg_id, "ab")
-        self._set_macs(s, seg_slot, ~ab, seg_id, "ba")
-
-        pkts_ab = _seg_sum(seg_id, ab, nseg)
-        cols["pkts_ab"][seg_slot] += pkts_ab
-        cols["pkts_ba"][seg_slot] += counts - pkts_ab
-        for src, name in ((s.payload_len, "bytes"), (s.ip_len, "ipb")):
-            total = _seg_sum(seg_id, src, nseg)
-            part_ab = _seg_sum(seg_id, np.where(ab, src, 0), nseg)
-            cols[f"{name}_ab"][seg_slot] += part_ab
-            cols[f"{name}_ba"][seg_slot] += total - part_ab
-        cols["flags_ab"][seg_slot] |= np.bitwise_or.reduceat(np.where(ab, s.flags, 0), starts)
-        cols["flags_ba"][seg_slot] |= np.bitwise_or.reduceat(np.where(ab, 0, s.flags), starts)
-        cols["ts_last"][seg_slot] = np.maximum(
-            cols["ts_last"][seg_slot], np.maximum.reduceat(s.ts, starts)
-        )
-        self._update_events(s, starts, seg_slot, seg_id)
-        self._set_isn(s, seg_slot, seg_id)
-        has_payload = s.has_payload
-        for direction, mask in (("ab", ab & has_payload), ("ba", ~ab & has_payload)):
-            self._set_heads(s, seg_slot, mask, seg_id, direction, buf)
-
-    def _set_isn(self, s: _Sorted, seg_slot: np.ndarray, seg_id: np.ndarray) -> None:
-        """Remember the sequence number of each connection's first SYN without ACK."""
-        isn = self._slots.cols["syn_seq"]
-        syn_only = (s.proto == PROTO_TCP) & ((s.flags & (TH_SYN | TH_ACK)) == TH_SYN)
-        if not syn_only.any() or not (isn[seg_slot] < 0).any():
-            return
-        slots, rows = _first_where(s, seg_slot, seg_id, syn_only, isn[seg_slot] < 0)
-        isn[slots] = s.pk.seq[rows]
-
-    def _set_macs(
-        self,
-        s: _Sorted,
-        seg_slot: np.ndarray,
-        mask: np.ndarray,
-        seg_id: np.ndarray,
-        direction: str,
-    ) -> None:
-        """MAC of each connection's first packet in `direction` (packets where `mask`)."""
-        cols = self._slots.cols
-        unseen = cols[f"pkts_{direction}"][seg_slot] == 0
-        if not unseen.any():
-            return
-        slots, rows = _first_where(s, seg_slot, seg_id, mask, unseen)
-        cols[f"mac_{direction}"][slots] = s.pk.src_mac[rows]
-        cols[f"macok_{direction}"][slots] = s.pk.has_mac[rows]
-
-    def _update_events(
-        self, s: _Sorted, starts: np.ndarray, seg_slot: np.ndarray, seg_id: np.ndarray
-    ) -> None:
-        """First index of each history event per connection. Only connections that see
-        an event for the first time are touched (batches come in record order, so an
-        event already seen keeps its earlier index)."""
-        bits = np.left_shift(np.uint32(1), s.event.astype(np.uint32)) & np.uint32(0xFFFF)
-        seg_bits = np.bitwise_or.reduceat(bits, starts)
-        seen = self._slots.cols["ev_seen"]
-        fresh = seg_bits & ~seen[seg_slot].astype(np.uint32)
-        touch = np.flatnonzero(fresh)
-        if touch.size == 0:
-            return
-        seen[seg_slot[touch]] |= fresh[touch].astype(np.uint16)
-        local = np.full(seg_id[-1] + 1, -1, dtype=np.int64)
-        local[touch] = np.arange(touch.size)
-        pkt_local = local[seg_id]
-        rows = np.flatnonzero((pkt_local >= 0) & (s.event != EV_NONE))
-        width = 2 * N_EVENTS
-        found = np.full(touch.size * width, NEVER, dtype=np.int64)
-        np.minimum.at(found, pkt_local[rows] * width + s.event[rows], s.index[rows])
-        events = self._slots.events
-        slots = seg_slot[touch]
-        events[slots] = np.minimum(events[slots], found.reshape(touch.size, width))
-
-    def _set_heads(
-        self,
-        s: _Sorted,
-        seg_slot: np.ndarray,
-        mask: np.ndarray,
-        seg_id: np.ndarray,
-        direction: str,
-        buf: np.ndarray,
-    ) -> None:
-        """First HEAD_BYTES captured payload bytes per connection and direction."""
-        done = self._slots.cols[f"head_{direction}"]
-        missing = ~done[seg_slot]
-        if not missing.any():
-            return
-        slots, rows = _first_where(s, seg_slot, seg_id, mask, missing)
-        if slots.size == 0:
-            return
-        heads = self._slots.heads_ab if direction == "ab" else self._slots.heads_ba
-        offs = s.pk.payload_off[rows].tolist()
-        lens = np.minimum(s.pk.caplen_payload[rows], HEAD_BYTES).tolist()
-        for slot, off, ln in zip(slots.tolist(), offs, lens, strict=True):
-            heads[slot] = buf[off : off + ln].tobytes()
-        done[slots] = True
-
     # -- results ---------------------------------------------------------------------------
 
     def finish(self) -> FlowResult:
         """Build the result tables from every connection seen. The table is spent: its
-        per-connection state is released (it would double the memory the result needs)."""
-        flows = self._flows_frame()
+        live state and row chunks are released as the result is built."""
+        live = self._live
+        while True:
+            status = ct.flush_all(
+                live.K, live.L, live.I, live.U, live.H, live.heads, live.index,
+                live.free, live.blk_free, live.M,
+                self._out.OK, self._out.OL, self._out.OI, self._out.OU, self._out.var,
+            )  # fmt: skip
+            self._flush_rows()
+            if status == ct.DONE:
+                break
+        evicted = self.evicted
+        self._live = _Live(1, 1)
+        self._out = _Rows.empty(1, 0)
+        rows = _concat_rows(self._chunks)
+        self._chunks = []
+        flows = self._flows_frame(rows)
+        del rows
         result = FlowResult(
             flows=flows,
             hosts=_hosts_frame(flows),
             arp=self._arp_frame(),
             dns=self._dns_frame(),
+            evicted=evicted,
         )
-        self._slots = _Slots(capacity=1)
-        self._live = _LiveIndex()
         self._arp.clear()
         self._dns.clear()
         self._dns_payloads.clear()
         return result
 
-    def _flows_frame(self) -> pd.DataFrame:
-        slots = self._slots
-        if slots.n == 0:
+    def _flows_frame(self, rows: _Rows | None) -> pd.DataFrame:
+        if rows is None or rows.OL.shape[0] == 0:
             return _empty_flows()
-        c = slots.view()
-        uid = _uids(self.capture_name, c)
+        OK, OL, OI, OU = rows.OK, rows.OL, rows.OI, rows.OU
+        c = {
+            "a_hi": OK[:, ct.OK_A_HI],
+            "a_lo": OK[:, ct.OK_A_LO],
+            "b_hi": OK[:, ct.OK_B_HI],
+            "b_lo": OK[:, ct.OK_B_LO],
+            "first_index": OL[:, ct.OL_FIRST_INDEX],
+            "proto": OU[:, ct.OU_PROTO],
+            "a_port": OI[:, ct.OI_A_PORT],
+            "b_port": OI[:, ct.OI_B_PORT],
+            "vlan": OI[:, ct.OI_VLAN],
+            "inner_vlan": OI[:, ct.OI_INNER_VLAN],
+            "ts_first": OL[:, ct.OL_TS_FIRST],
+        }
+        uid = _uids(c)
         # Rows in the table's order (ts, then uid) from the start: sorting the finished
         # frame instead would hold two copies of it at once.
-        order = np.lexsort((uid, c["ts_first"]))
-        c = {name: column[order] for name, column in c.items()}
+        order = np.lexsort((uid, OL[:, ct.OL_TS_FIRST]))
         uid = uid[order]
-        events = slots.events[: slots.n][order]
-        orig_is_a, evidence = _originator(c, events, self._service)
+        OK, OL, OI, OU = OK[order], OL[order], OI[order], OU[order]
+        var = rows.var
+        orig_is_a = OU[:, ct.OU_ORIG_IS_A] != 0
         pick = _Orienter(orig_is_a)
-        bcast_a = _is_bcast(c["a_hi"], c["a_lo"])
-        bcast_b = _is_bcast(c["b_hi"], c["b_lo"])
-        addr_a = _addr_strings(c["a_hi"], c["a_lo"])
-        addr_b = _addr_strings(c["b_hi"], c["b_lo"])
-        ev_orig = np.where(orig_is_a[:, None], events, np.roll(events, N_EVENTS, axis=1))
-        history = _history(ev_orig, c["proto"])
-        orig_pkts = pick.orig(c["pkts_ab"], c["pkts_ba"])
-        resp_pkts = pick.resp(c["pkts_ab"], c["pkts_ba"])
-        orig_bytes = pick.orig(c["bytes_ab"], c["bytes_ba"])
-        resp_bytes = pick.resp(c["bytes_ab"], c["bytes_ba"])
-        mac_ab = _mac_strings(c["mac_ab"], c["macok_ab"])
-        mac_ba = _mac_strings(c["mac_ba"], c["macok_ba"])
-        rows = order.tolist()
-        heads_ab = [slots.heads_ab.get(i) for i in rows]
-        heads_ba = [slots.heads_ba.get(i) for i in rows]
+        a_hi, a_lo = OK[:, ct.OK_A_HI], OK[:, ct.OK_A_LO]
+        b_hi, b_lo = OK[:, ct.OK_B_HI], OK[:, ct.OK_B_LO]
+        bcast_a = _is_bcast(a_hi, a_lo)
+        bcast_b = _is_bcast(b_hi, b_lo)
+        addr_a = _addr_strings(a_hi, a_lo)
+        addr_b = _addr_strings(b_hi, b_lo)
+        hist_off = OL[:, ct.OL_VAR]
+        hist_len = OI[:, ct.OI_HIST_LEN]
+        history = _history_strings(var, hist_off, hist_len)
+        head_a_len, head_b_len = OI[:, ct.OI_HEAD_A], OI[:, ct.OI_HEAD_B]
+        head_a_off = hist_off + hist_len
+        heads_a = _byte_objects(var, head_a_off, head_a_len)
+        heads_b = _byte_objects(var, head_a_off + np.maximum(head_a_len, 0), head_b_len)
+        mac_a = _mac_strings(OL[:, ct.OL_MAC_A].astype(np.uint64), OU[:, ct.OU_MACOK_A] != 0)
+        mac_b = _mac_strings(OL[:, ct.OL_MAC_B].astype(np.uint64), OU[:, ct.OU_MACOK_B] != 0)
+        ts_first, ts_last = OL[:, ct.OL_TS_FIRST], OL[:, ct.OL_TS_LAST]
         frame = pd.DataFrame(
             {
                 "uid": uid,
-                "ts": _timestamps(c["ts_first"]),
-                "last_ts": _timestamps(c["ts_last"]),
-                "duration": (c["ts_last"] - c["ts_first"]) / 1e9,
-                "proto": _proto_names(c["proto"]),
+                "ts": _timestamps(ts_first),
+                "last_ts": _timestamps(ts_last),
+                "duration": (ts_last - ts_first) / 1e9,
+                "proto": _proto_names(OU[:, ct.OU_PROTO]),
                 "orig_h": pick.orig_obj(addr_a, addr_b),
-                "orig_p": pick.orig(c["a_port"], c["b_port"]).astype(np.int32),
+                "orig_p": pick.orig(OI[:, ct.OI_A_PORT], OI[:, ct.OI_B_PORT]).astype(np.int32),
                 "resp_h": pick.resp_obj(addr_a, addr_b),
-                "resp_p": pick.resp(c["a_port"], c["b_port"]).astype(np.int32),
-                "orig_evidence": evidence,
-                "orig_mac": pick.orig_obj(mac_ab, mac_ba),
-                "resp_mac": pick.resp_obj(mac_ab, mac_ba),
-                "vlan": _nullable_vlan(c["vlan"]),
-                "inner_vlan": _nullable_vlan(c["inner_vlan"]),
-                "orig_pkts": orig_pkts,
-                "resp_pkts": resp_pkts,
-                "orig_bytes": orig_bytes,
-                "resp_bytes": resp_bytes,
-                "orig_ip_bytes": pick.orig(c["ipb_ab"], c["ipb_ba"]),
-                "resp_ip_bytes": pick.resp(c["ipb_ab"], c["ipb_ba"]),
-                "conn_state": _conn_states(
-                    c["proto"], history, orig_pkts, resp_pkts, orig_bytes + resp_bytes
-                ),
+                "resp_p": pick.resp(OI[:, ct.OI_A_PORT], OI[:, ct.OI_B_PORT]).astype(np.int32),
+                "orig_evidence": np.array(EVIDENCE, dtype=object)[OU[:, ct.OU_EVIDENCE]],
+                "orig_mac": pick.orig_obj(mac_a, mac_b),
+                "resp_mac": pick.resp_obj(mac_a, mac_b),
+                "vlan": _nullable_vlan(OI[:, ct.OI_VLAN]),
+                "inner_vlan": _nullable_vlan(OI[:, ct.OI_INNER_VLAN]),
+                "orig_pkts": pick.orig(OL[:, ct.OL_PKTS_A], OL[:, ct.OL_PKTS_B]),
+                "resp_pkts": pick.resp(OL[:, ct.OL_PKTS_A], OL[:, ct.OL_PKTS_B]),
+                "orig_bytes": pick.orig(OL[:, ct.OL_BYTES_A], OL[:, ct.OL_BYTES_B]),
+                "resp_bytes": pick.resp(OL[:, ct.OL_BYTES_A], OL[:, ct.OL_BYTES_B]),
+                "orig_ip_bytes": pick.orig(OL[:, ct.OL_IPB_A], OL[:, ct.OL_IPB_B]),
+                "resp_ip_bytes": pick.resp(OL[:, ct.OL_IPB_A], OL[:, ct.OL_IPB_B]),
+                "conn_state": np.array(CONN_STATES, dtype=object)[OU[:, ct.OU_CONN_STATE]],
                 "history": history,
                 "service": None,
                 "capture": self.capture_name,
-                "_orig_head": pick.orig_obj(heads_ab, heads_ba),
-                "_resp_head": pick.resp_obj(heads_ab, heads_ba),
+                "_orig_head": pick.orig_obj(heads_a, heads_b),
+                "_resp_head": pick.resp_obj(heads_a, heads_b),
                 "_resp_bcast": np.where(orig_is_a, bcast_b, bcast_a),
             }
         )
@@ -752,6 +656,55 @@ class FlowTable:
         )
 
 
+def _concat_rows(chunks: list[_Rows]) -> _Rows | None:
+    """One set of row columns from the chunks; byte-buffer offsets made global."""
+    if not chunks:
+        return None
+    base = np.cumsum([0] + [c.var.size for c in chunks[:-1]])
+    for chunk, at in zip(chunks, base.tolist(), strict=True):
+        chunk.OL[:, ct.OL_VAR] += at
+    rows = _Rows(
+        OK=np.concatenate([c.OK for c in chunks]),
+        OL=np.concatenate([c.OL for c in chunks]),
+        OI=np.concatenate([c.OI for c in chunks]),
+        OU=np.concatenate([c.OU for c in chunks]),
+        var=np.concatenate([c.var for c in chunks]),
+    )
+    chunks.clear()
+    return rows
+
+
+@kernel
+def _fixed_width(var: np.ndarray, off: np.ndarray, lens: np.ndarray, width: int) -> np.ndarray:
+    out = np.zeros((off.size, width), dtype=np.uint8)
+    for r in range(off.size):
+        o = off[r]
+        for j in range(lens[r]):
+            out[r, j] = var[o + j]
+    return out
+
+
+def _history_strings(var: np.ndarray, off: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """History text per row; each distinct history is decoded once."""
+    width = int(lens.max()) if lens.size else 0
+    if width == 0:
+        return np.full(off.size, "", dtype=object)
+    fixed = _fixed_width(var, off, lens, width).view(f"S{width}").ravel()
+    uniq, inverse = np.unique(fixed, return_inverse=True)
+    text = np.array([u.decode("ascii") for u in uniq.tolist()], dtype=object)
+    return text[inverse.ravel()]
+
+
+def _byte_objects(var: np.ndarray, off: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """bytes per row (None where the length is -1: nothing sent that way)."""
+    out = np.full(off.size, None, dtype=object)
+    view = var.data
+    for r in np.flatnonzero(lens >= 0).tolist():
+        o = int(off[r])
+        out[r] = bytes(view[o : o + int(lens[r])])
+    return out
+
+
 def _find_all(data: bytes, needle: bytes) -> Iterator[int]:
     at = data.find(needle)
     while at >= 0:
@@ -768,338 +721,6 @@ def _dns_wire_names(names: Iterable[str]) -> tuple[bytes, ...]:
         labels = [lab.encode("ascii") for lab in name.lower().strip(".").split(".") if lab]
         out.append(b"".join(bytes([len(lab)]) + lab for lab in labels) + b"\x00")
     return tuple(out)
-
-
-# --- per-batch packet views ----------------------------------------------------------------
-
-
-@dataclass
-class _Packets:
-    """The IP packets of one batch (ARP removed), with private copies of the fields the
-    table rewrites (ports, payload length)."""
-
-    index: np.ndarray
-    ts_ns: np.ndarray
-    src_mac: np.ndarray
-    has_mac: np.ndarray
-    vlan: np.ndarray
-    inner_vlan: np.ndarray
-    src_hi: np.ndarray
-    src_lo: np.ndarray
-    dst_hi: np.ndarray
-    dst_lo: np.ndarray
-    proto: np.ndarray
-    ip_len: np.ndarray
-    frag: np.ndarray
-    ip_id: np.ndarray
-    sport: np.ndarray
-    dport: np.ndarray
-    has_l4: np.ndarray
-    tcp_flags: np.ndarray
-    seq: np.ndarray
-    payload_len: np.ndarray
-    payload_off: np.ndarray
-    caplen_payload: np.ndarray
-    orphan: np.ndarray  # bool: later fragment whose first fragment was not seen
-
-    @classmethod
-    def from_batch(cls, b: PacketBatch, rows: np.ndarray | None) -> _Packets:
-        def take(arr: np.ndarray, dtype: Any = None) -> np.ndarray:
-            out = arr if rows is None else arr[rows]
-            return out.astype(dtype) if dtype is not None else out
-
-        return cls(
-            index=take(b.index),
-            ts_ns=take(b.ts_ns),
-            src_mac=take(b.src_mac),
-            has_mac=take(b.has_mac),
-            vlan=take(b.vlan),
-            inner_vlan=take(b.inner_vlan),
-            src_hi=take(b.src_hi),
-            src_lo=take(b.src_lo),
-            dst_hi=take(b.dst_hi),
-            dst_lo=take(b.dst_lo),
-            proto=take(b.proto),
-            ip_len=take(b.ip_len, np.int64),  # sums of uint32 would overflow
-            frag=take(b.frag),
-            ip_id=take(b.ip_id),
-            sport=take(b.sport, np.int64),
-            dport=take(b.dport, np.int64),
-            has_l4=take(b.has_l4),
-            tcp_flags=take(b.tcp_flags),
-            seq=take(b.seq),
-            payload_len=take(b.payload_len, np.int64),
-            payload_off=take(b.payload_off),
-            caplen_payload=take(b.caplen_payload),
-            orphan=take(b.frag) == FRAG_LATER,
-        )
-
-
-@dataclass
-class _Keys:
-    words: np.ndarray  # uint64 (n, 6): a_hi, a_lo, b_hi, b_lo, proto|ports, vlans
-    a_is_src: np.ndarray  # bool: the packet was sent by endpoint A
-    a_port: np.ndarray  # int64 key port of A (ICMP: type or counterpart)
-    b_port: np.ndarray
-
-
-def _key_ports(pk: _Packets) -> tuple[np.ndarray, np.ndarray]:
-    """Ports used in the key: transport ports; ICMP: (type, counterpart or code)."""
-    sport, dport = pk.sport, pk.dport
-    rows = np.flatnonzero(((pk.proto == PROTO_ICMP) | (pk.proto == PROTO_ICMP6)) & ~pk.orphan)
-    if rows.size == 0:
-        return sport, dport
-    dport = dport.copy()
-    row6 = (pk.proto[rows] == PROTO_ICMP6).astype(np.int64)
-    icmp_type = sport[rows] & 0xFF
-    counter = ICMP_COUNTERPART[row6, icmp_type]
-    dport[rows] = np.where(counter >= 0, counter, dport[rows])
-    return sport, dport
-
-
-def _canonical_keys(pk: _Packets) -> _Keys:
-    sport, dport = _key_ports(pk)
-    sh, sl, dh, dl = pk.src_hi, pk.src_lo, pk.dst_hi, pk.dst_lo
-    a_is_src = (sh < dh) | ((sh == dh) & ((sl < dl) | ((sl == dl) & (sport <= dport))))
-    a_port = np.where(a_is_src, sport, dport)
-    b_port = np.where(a_is_src, dport, sport)
-    words = np.empty((pk.index.size, 6), dtype=np.uint64)
-    words[:, 0] = np.where(a_is_src, sh, dh)
-    words[:, 1] = np.where(a_is_src, sl, dl)
-    words[:, 2] = np.where(a_is_src, dh, sh)
-    words[:, 3] = np.where(a_is_src, dl, sl)
-    words[:, 4] = (
-        (pk.proto.astype(np.uint64) << np.uint64(32))
-        | (a_port.astype(np.uint64) << np.uint64(16))
-        | b_port.astype(np.uint64)
-    )
-    words[:, 5] = ((pk.vlan.astype(np.int64) + 1).astype(np.uint64) << np.uint64(16)) | (
-        pk.inner_vlan.astype(np.int64) + 1
-    ).astype(np.uint64)
-    return _Keys(words=words, a_is_src=a_is_src, a_port=a_port, b_port=b_port)
-
-
-_MIX = (
-    np.uint64(0x9E3779B97F4A7C15),
-    np.uint64(0xBF58476D1CE4E5B9),
-    np.uint64(0x94D049BB133111EB),
-)
-
-
-def _hash_words(words: np.ndarray) -> np.ndarray:
-    """64-bit mix of each row (splitmix64-style); equal rows -> equal hashes."""
-    h = np.zeros(words.shape[0], dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(words.shape[1]):
-            h = (h ^ words[:, j]) * _MIX[j % 2]
-            h ^= h >> np.uint64(31)
-        h *= _MIX[2]
-        h ^= h >> np.uint64(29)
-    return h
-
-
-def _group(h: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Order packets by key, record order within a key, and mark where each key's run
-    starts. One sort of (hash high bits | position) values groups the keys; the key words
-    are then compared within each group, and on a hash collision the exact (slower)
-    lexicographic sort is used instead."""
-    n = h.size
-    pbits = max(1, (n - 1).bit_length())
-    low = np.uint64((1 << pbits) - 1)
-    packed = np.sort((h & ~low) | np.arange(n, dtype=np.uint64))
-    order = (packed & low).astype(np.int64)
-    hs = packed >> np.uint64(pbits)
-    gstart = np.empty(n, dtype=bool)
-    gstart[0] = True
-    np.not_equal(hs[1:], hs[:-1], out=gstart[1:])
-    rows = words.view(np.dtype((np.void, 8 * words.shape[1]))).ravel()
-    rep = order[np.flatnonzero(gstart)[np.cumsum(gstart) - 1]]
-    if np.array_equal(_as_words(rows[order]), _as_words(rows[rep])):
-        return order, gstart
-    order = np.lexsort(tuple(words[:, j] for j in range(words.shape[1] - 1, -1, -1)))
-    ws = words[order]
-    gstart[1:] = (ws[1:] != ws[:-1]).any(axis=1)
-    return order, gstart
-
-
-def _seg_sum(seg_id: np.ndarray, values: np.ndarray, nseg: int) -> np.ndarray:
-    """Per-segment sums (exact: a batch's sums stay far below 2**53)."""
-    return np.bincount(seg_id, weights=values, minlength=nseg).astype(np.int64)
-
-
-def _first_where(
-    s: _Sorted, seg_slot: np.ndarray, seg_id: np.ndarray, mask: np.ndarray, wanted: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """For the connections of this batch where `wanted` (one flag per segment) that have a
-    packet where `mask`: their slots and the packet row of the first such packet."""
-    first_pos = _first_in_segment(mask, seg_id, seg_slot.size)
-    need = wanted & (first_pos != NEVER)
-    return seg_slot[need], s.order[first_pos[need]]
-
-
-def _first_in_segment(mask: np.ndarray, seg_id: np.ndarray, nseg: int) -> np.ndarray:
-    """Per segment, the first sorted position where `mask` holds, or NEVER."""
-    out = np.full(nseg, NEVER, dtype=np.int64)
-    pos = np.flatnonzero(mask)
-    if pos.size:
-        seg = seg_id[pos]
-        first = np.empty(pos.size, dtype=bool)
-        first[0] = True
-        np.not_equal(seg[1:], seg[:-1], out=first[1:])
-        out[seg[first]] = pos[first]
-    return out
-
-
-def _as_words(rows: np.ndarray) -> np.ndarray:
-    return rows.view(np.uint64)
-
-
-class _Sorted:
-    """The per-packet fields the reductions need, in key order; `order` maps a sorted
-    position back to the packet's row in `pk` / `keys` for single lookups."""
-
-    def __init__(self, pk: _Packets, keys: _Keys, order: np.ndarray) -> None:
-        self.pk = pk
-        self.keys = keys
-        self.order = order
-        self.n = int(order.size)
-        self.index = pk.index[order]
-        self.ts = pk.ts_ns[order]
-        self.proto = pk.proto[order]
-        self.flags = pk.tcp_flags[order]
-        self.ab = keys.a_is_src[order]
-        self.payload_len = pk.payload_len[order]
-        self.ip_len = pk.ip_len[order]
-        self.has_payload = pk.caplen_payload[order] > 0
-        self.event = _packet_events(self)
-
-
-class _LiveIndex:
-    """Key -> slot of the key's latest connection, searched vectorised: sorted 64-bit key
-    hashes with their exact key words. A key whose hash another live key already holds
-    (a 64-bit collision: practically never) is kept in a dict by its exact bytes."""
-
-    def __init__(self) -> None:
-        self.h = np.empty(0, dtype=np.uint64)
-        self.slot = np.empty(0, dtype=np.int64)
-        self.words = np.empty((0, 6), dtype=np.uint64)
-        self.collided: dict[bytes, int] = {}
-
-    def lookup(self, hg: np.ndarray, wg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(slot or -1, location) per key; location: index in the arrays, -1 = absent,
-        -2 = held in the collision dict."""
-        slot = np.full(hg.size, -1, dtype=np.int64)
-        loc = np.full(hg.size, -1, dtype=np.int64)
-        if self.h.size == 0:
-            return slot, loc
-        at = np.minimum(np.searchsorted(self.h, hg), self.h.size - 1)
-        hit = self.h[at] == hg
-        exact = hit & (self.words[at] == wg).all(axis=1)
-        slot[exact] = self.slot[at[exact]]
-        loc[exact] = at[exact]
-        for g in np.flatnonzero(hit & ~exact).tolist():
-            slot[g] = self.collided.get(wg[g].tobytes(), -1)
-            loc[g] = -2
-        return slot, loc
-
-    def store(
-        self, hg: np.ndarray, wg: np.ndarray, loc: np.ndarray, slot: np.ndarray, changed: np.ndarray
-    ) -> None:
-        """Point the `changed` keys at their new `slot`."""
-        upd = changed & (loc >= 0)
-        self.slot[loc[upd]] = slot[upd]
-        for g in np.flatnonzero(changed & (loc == -2)).tolist():
-            self.collided[wg[g].tobytes()] = int(slot[g])
-        ins = np.flatnonzero(changed & (loc == -1))
-        if ins.size == 0:
-            return
-        uniq, first = np.unique(hg[ins], return_index=True)
-        dup = np.setdiff1d(np.arange(ins.size), first)
-        for g in ins[dup].tolist():  # same hash as another new key of this batch
-            self.collided[wg[g].tobytes()] = int(slot[g])
-        rows = ins[first]
-        at = np.searchsorted(self.h, uniq)
-        self.h = np.insert(self.h, at, uniq)
-        self.slot = np.insert(self.slot, at, slot[rows])
-        self.words = np.insert(self.words, at, wg[rows], axis=0)
-
-    def keep(self, mask: np.ndarray) -> None:
-        self.h, self.slot, self.words = self.h[mask], self.slot[mask], self.words[mask]
-
-
-def _packet_events(s: _Sorted) -> np.ndarray:
-    """History event column per packet (0..15, EV_NONE), as Zeek's update_history."""
-    f = s.flags
-    syn = (f & TH_SYN) != 0
-    fin = (f & TH_FIN) != 0
-    rst = (f & TH_RST) != 0
-    ack = (f & TH_ACK) != 0
-    nbits = syn.astype(np.int8) + fin + rst
-    tcp_ev = np.select(
-        [nbits > 1, syn, fin, rst, s.payload_len > 0, ack],
-        [np.where(fin & rst, EV_I, EV_Q), np.where(ack, EV_H, EV_S), EV_F, EV_R, EV_D, EV_A],
-        EV_NONE,
-    )
-    ev = np.where(s.proto == PROTO_TCP, tcp_ev, np.where(s.proto == PROTO_UDP, EV_D, EV_NONE))
-    return np.where((ev != EV_NONE) & ~s.ab, ev + N_EVENTS, ev).astype(np.int64)
-
-
-# --- port reuse ------------------------------------------------------------------------------
-
-
-def _slot_closed_parts(
-    cols: dict[str, np.ndarray], slot_p: np.ndarray, cont: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(RST seen, FIN from A, FIN from B) of the live slot, at continuing group starts."""
-    rows = np.flatnonzero(cont)
-    fa = np.zeros(cont.size, dtype=np.uint8)
-    fb = np.zeros(cont.size, dtype=np.uint8)
-    fa[rows] = cols["flags_ab"][slot_p[rows]]
-    fb[rows] = cols["flags_ba"][slot_p[rows]]
-    return ((fa | fb) & TH_RST) != 0, (fa & TH_FIN) != 0, (fb & TH_FIN) != 0
-
-
-def _closed(rst: np.ndarray, fin_a: np.ndarray, fin_b: np.ndarray) -> np.ndarray:
-    return rst | (fin_a & fin_b)
-
-
-def _split_on_reuse(
-    s: _Sorted,
-    boundary: np.ndarray,
-    syn_only: np.ndarray,
-    carry: tuple[np.ndarray, np.ndarray, np.ndarray],
-    seq: np.ndarray,
-    slot_isn: np.ndarray,
-) -> None:
-    """Mark (in place, in `boundary`) every SYN without ACK that arrives after its
-    connection closed, unless it repeats the connection's initial sequence number (a
-    retransmission, as in Zeek's TCPSessionAdapter::IsReuse). Each round accepts the
-    first such SYN per connection, since the new connection starts with a clean state."""
-    is_tcp = s.proto == PROTO_TCP
-    rst = is_tcp & ((s.flags & TH_RST) != 0)
-    fin = is_tcp & ((s.flags & TH_FIN) != 0)
-    parts = (rst, fin & s.ab, fin & ~s.ab)
-    cums = [np.cumsum(p, dtype=np.int64) - p for p in parts]  # events strictly before
-    while True:
-        seg_start = np.flatnonzero(boundary)
-        seg_id = np.cumsum(boundary) - 1
-        before = [
-            (cum - cum[seg_start][seg_id] + c[seg_start][seg_id]) > 0
-            for cum, c in zip(cums, carry, strict=True)
-        ]
-        isn = slot_isn[seg_start]
-        first_syn = _first_in_segment(syn_only, seg_id, seg_start.size)
-        own = (isn < 0) & (first_syn != NEVER)
-        isn[own] = seq[first_syn[own]]
-        cand = np.flatnonzero(syn_only & ~boundary & _closed(*before) & (seq != isn[seg_id]))
-        if cand.size == 0:
-            return
-        cand_seg = seg_id[cand]
-        first = cand[np.r_[True, cand_seg[1:] != cand_seg[:-1]]]
-        boundary[first] = True
-
-
-# --- result building ---------------------------------------------------------------------------
 
 
 class _Orienter:
@@ -1125,53 +746,6 @@ def _objects(values: Any) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = list(values)
     return out
-
-
-def _originator(
-    c: dict[str, np.ndarray], events: np.ndarray, service: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(orig_is_a, evidence) per connection; rules in the module docstring."""
-    proto = c["proto"].astype(np.int64)
-    first_ab = c["first_ab"]
-    svc_a = service[proto, c["a_port"]]
-    svc_b = service[proto, c["b_port"]]
-    svc_first_src = np.where(first_ab, svc_a, svc_b)
-    svc_first_dst = np.where(first_ab, svc_b, svc_a)
-
-    syn_a = events[:, EV_S]
-    syn_b = events[:, N_EVENTS + EV_S]
-    any_syn = (syn_a != NEVER) | (syn_b != NEVER)
-    synack_first = (c["first_flags"] & (TH_SYN | TH_ACK | TH_RST)) == (TH_SYN | TH_ACK)
-
-    is_tcp = proto == PROTO_TCP
-    is_udp = proto == PROTO_UDP
-    is_icmp = (proto == PROTO_ICMP) | (proto == PROTO_ICMP6)
-    first_port = np.where(first_ab, c["a_port"], c["b_port"]) & 0xFF
-    icmp_reply_first = is_icmp & ICMP_IS_REPLY[(proto == PROTO_ICMP6).astype(np.int64), first_port]
-
-    bcast_a = _is_bcast(c["a_hi"], c["a_lo"])
-    bcast_b = _is_bcast(c["b_hi"], c["b_lo"])
-    one_bcast = bcast_a != bcast_b
-
-    conditions = [
-        one_bcast,
-        is_tcp & any_syn,
-        is_tcp & synack_first,
-        is_tcp & (svc_a != svc_b),
-        is_udp & svc_first_src & ~svc_first_dst,
-        icmp_reply_first,
-    ]
-    orig_is_a = np.select(
-        conditions,
-        [bcast_b, syn_a <= syn_b, ~first_ab, svc_b, ~first_ab, ~first_ab],
-        first_ab,
-    )
-    evidence = np.select(
-        conditions,
-        ["first_packet", "syn", "synack", "port", "port", "port"],
-        "first_packet",
-    ).astype(object)
-    return orig_is_a.astype(bool), evidence
 
 
 def _is_bcast(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
@@ -1239,12 +813,13 @@ def _proto_names(proto: np.ndarray) -> np.ndarray:
 _B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)
 
 
-def _uids(capture_name: str, c: dict[str, np.ndarray]) -> np.ndarray:
-    """'C' + 11 base62 digits of a hash of (capture name, first packet index, key)."""
-    seed = int.from_bytes(hashlib.sha256(capture_name.encode()).digest()[:8], "little")
+def _uids(c: dict[str, np.ndarray]) -> np.ndarray:
+    """'C' + 11 base62 digits of a hash of the connection's content: its first packet's
+    record index and timestamp and its key. Not the capture's name: the same packets give
+    the same uids whether read from a file or from standard input."""
     n = c["first_index"].size
     words = np.empty((n, 8), dtype=np.uint64)
-    words[:, 0] = np.uint64(seed)
+    words[:, 0] = c["ts_first"].astype(np.uint64)
     words[:, 1] = c["first_index"].astype(np.uint64)
     for j, name in enumerate(("a_hi", "a_lo", "b_hi", "b_lo"), start=2):
         words[:, j] = c[name]
@@ -1265,161 +840,23 @@ def _uids(capture_name: str, c: dict[str, np.ndarray]) -> np.ndarray:
     return digits.view("S12").ravel().astype(str).astype(object)
 
 
-def _history(ev_orig: np.ndarray, proto: np.ndarray) -> np.ndarray:
-    """History strings from first-occurrence indices (orig columns first)."""
-    n = ev_orig.shape[0]
-    if n == 0:
-        return np.empty(0, dtype=object)
-    letters = np.frombuffer((EVENT_LETTERS + EVENT_LETTERS.lower()).encode(), np.uint8)
-    order = np.argsort(ev_orig, axis=1, kind="stable")
-    seen = np.take_along_axis(ev_orig, order, axis=1) != NEVER
-    chars = np.where(seen, letters[order], 0).astype(np.uint8)
-    text = np.ascontiguousarray(chars).view(f"S{2 * N_EVENTS}").ravel().astype(str)
-    keep = (proto == PROTO_TCP) | (proto == PROTO_UDP)
-    return np.where(keep, text, "").astype(object)
+_MIX = (
+    np.uint64(0x9E3779B97F4A7C15),
+    np.uint64(0xBF58476D1CE4E5B9),
+    np.uint64(0x94D049BB133111EB),
+)
 
 
-def _conn_states(
-    proto: np.ndarray,
-    history: np.ndarray,
-    orig_pkts: np.ndarray,
-    resp_pkts: np.ndarray,
-    payload_bytes: np.ndarray,
-) -> np.ndarray:
-    udp = np.select(
-        [(orig_pkts > 0) & (resp_pkts > 0), orig_pkts > 0, resp_pkts > 0],
-        ["SF", "S0", "SHR"],
-        "OTH",
-    ).astype(object)
-    out = np.where(proto == PROTO_UDP, udp, "OTH").astype(object)
-    tcp_rows = np.flatnonzero(proto == PROTO_TCP)
-    cache: dict[tuple[str, bool], str] = {}
-    for row, hist, no_bytes in zip(
-        tcp_rows.tolist(),
-        history[tcp_rows].tolist(),
-        (payload_bytes[tcp_rows] == 0).tolist(),
-        strict=True,
-    ):
-        key = (hist, no_bytes)
-        if key not in cache:
-            cache[key] = tcp_conn_state(hist, no_bytes=no_bytes)
-        out[row] = cache[key]
-    return out
-
-
-# --- Zeek's TCP endpoint state machine, replayed on history letters ----------------------------
-
-INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
-
-_LETTER_FLAGS: dict[str, tuple[int, bool]] = {  # letter -> (flags, carries payload)
-    "S": (TH_SYN, False),
-    "H": (TH_SYN | TH_ACK, False),
-    "A": (TH_ACK, False),
-    "D": (TH_ACK, True),
-    "F": (TH_FIN | TH_ACK, False),
-    "R": (TH_RST, False),
-    "I": (TH_FIN | TH_RST, False),
-    "Q": (TH_SYN | TH_FIN, False),
-}
-
-
-class _Endpoint:
-    def __init__(self) -> None:
-        self.state = INACTIVE
-        self.prev = INACTIVE
-
-    def set(self, state: int) -> None:
-        self.prev, self.state = self.state, state
-
-
-def _step(ep: _Endpoint, peer: _Endpoint, flags: int, data: bool, is_orig: bool) -> None:
-    """One packet through Zeek's TCPSessionAdapter::UpdateStateMachine (state only)."""
-    syn, fin, rst, ack = (bool(flags & f) for f in (TH_SYN, TH_FIN, TH_RST, TH_ACK))
-    if ep.state == INACTIVE:
-        if syn and is_orig:
-            ep.set(SYN_ACK_SENT if ack else SYN_SENT)
-        elif syn:
-            if peer.state == SYN_SENT:
-                peer.set(ESTABLISHED)
-            ep.set(ESTABLISHED)
-        if fin:
-            ep.set(CLOSED)
-        if rst:
-            ep.set(RESET)
-        if ep.state == INACTIVE:
-            if not is_orig and not data and peer.state == SYN_SENT:
-                pass
-            elif ack and peer.state == ESTABLISHED:
-                ep.set(ESTABLISHED)
-            else:
-                ep.set(PARTIAL)
-    elif ep.state in (SYN_SENT, SYN_ACK_SENT):
-        if fin:
-            ep.set(CLOSED)
-        if rst:
-            ep.set(RESET)
-    elif ep.state in (ESTABLISHED, PARTIAL):
-        if syn and ep.state == PARTIAL and peer.state == INACTIVE and not ack:
-            ep.set(SYN_SENT)
-        if fin and not rst:
-            ep.set(CLOSED)
-            if peer.state == RESET and peer.prev == CLOSED:
-                peer.set(CLOSED)
-        if rst:
-            ep.set(RESET)
-    elif ep.state == CLOSED:
-        if rst and peer.state != CLOSED:
-            ep.set(RESET)
-
-
-def tcp_conn_state(history: str, *, no_bytes: bool) -> str:
-    """Zeek's conn_state for a TCP connection with this history; `no_bytes`: neither side
-    sent payload (Zeek's REJ test on orig/resp size)."""
-    orig, resp = _Endpoint(), _Endpoint()
-    for ch in history:
-        flags, data = _LETTER_FLAGS[ch.upper()]
-        if ch.isupper():
-            _step(orig, resp, flags, data, True)
-        else:
-            _step(resp, orig, flags, data, False)
-    return _zeek_conn_state(orig.state, resp.state, history, no_bytes)
-
-
-def _zeek_conn_state(os: int, rs: int, history: str, no_bytes: bool) -> str:
-    """base/protocols/conn/main.zeek conn_state(), TCP branch."""
-    o_inactive = os in (INACTIVE, PARTIAL)
-    r_inactive = rs in (INACTIVE, PARTIAL)
-    if rs == RESET:
-        if os in (SYN_SENT, SYN_ACK_SENT) or (os == RESET and no_bytes):
-            return "REJ"
-        return "RSTRH" if o_inactive else "RSTR"
-    if os == RESET:
-        if r_inactive:
-            return "RSTOS0" if _rstos0_history(history) else "OTH"
-        return "RSTO"
-    if rs == CLOSED and os == CLOSED:
-        return "SF"
-    if os == CLOSED:
-        return "SH" if r_inactive else "S2"
-    if rs == CLOSED:
-        return "SHR" if o_inactive else "S3"
-    if os == SYN_SENT and rs == INACTIVE:
-        return "S0"
-    if os == ESTABLISHED and rs == ESTABLISHED:
-        return "S1"
-    return "OTH"
-
-
-def _rstos0_history(history: str) -> bool:
-    """Zeek's /^\\^?S[^HAFGIQ]*R.*/: starts with S, then an R before any H A F G I Q."""
-    if not history.startswith("S"):
-        return False
-    for ch in history[1:]:
-        if ch == "R":
-            return True
-        if ch in "HAFGIQ":
-            return False
-    return False
+def _hash_words(words: np.ndarray) -> np.ndarray:
+    """64-bit mix of each row (splitmix64-style); equal rows -> equal hashes."""
+    h = np.zeros(words.shape[0], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(words.shape[1]):
+            h = (h ^ words[:, j]) * _MIX[j % 2]
+            h ^= h >> np.uint64(31)
+        h *= _MIX[2]
+        h ^= h >> np.uint64(29)
+    return h
 
 
 # --- hosts and empty tables ---------------------------------------------------------------------

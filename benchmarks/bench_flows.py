@@ -1,7 +1,13 @@
 """Self-measurement of FlowTable.add on realistic batches (not a test).
 2,000,000 packets over 20,000 connections (TCP 80%, UDP 15%, ICMP 5%), interleaved,
-batches of 65536 packets."""
+batches of 65536 packets.
 
+    python benchmarks/bench_flows.py            # throughput, best of 3
+    python benchmarks/bench_flows.py --syn-flood 5000000
+        # the table stage under a flood: N SYNs to distinct ports (one source, one
+        # target), time and peak RSS of add + finish's row building"""
+
+import resource
 import sys
 import time
 
@@ -68,6 +74,59 @@ def batch(lo, hi):
         buf=buf,
     )
 
+
+def syn_flood(n: int) -> None:
+    """n SYNs from 10.0.0.1 to 10.0.0.2, each to its own (port, source port) pair."""
+    table = FlowTable(capture_name="flood.pcap")
+    t0 = time.perf_counter()
+    for lo in range(0, n, B):
+        k = min(B, n - lo)
+        idx = np.arange(lo, lo + k, dtype=np.int64)
+        fb = PacketBatch(
+            index=idx,
+            ts_ns=1_700_000_000_000_000_000 + idx * 10_000,
+            kind=np.ones(k, np.uint8),
+            src_mac=np.full(k, 0x020000000001, np.uint64),
+            dst_mac=np.full(k, 0x020000000002, np.uint64),
+            has_mac=np.ones(k, bool),
+            vlan=np.full(k, -1, np.int32),
+            inner_vlan=np.full(k, -1, np.int32),
+            ip_version=np.full(k, 4, np.uint8),
+            src_hi=np.zeros(k, np.uint64),
+            src_lo=np.full(k, 0xFFFF_0A00_0001, np.uint64),
+            dst_hi=np.zeros(k, np.uint64),
+            dst_lo=np.full(k, 0xFFFF_0A00_0002, np.uint64),
+            proto=np.full(k, 6, np.uint8),
+            ip_len=np.full(k, 40, np.uint32),
+            frag=np.zeros(k, np.uint8),
+            ip_id=np.zeros(k, np.uint32),
+            sport=(1024 + idx // 65536).astype(np.uint16),
+            dport=(idx % 65536).astype(np.uint16),
+            has_l4=np.ones(k, bool),
+            tcp_flags=np.full(k, 0x02, np.uint8),
+            seq=idx.astype(np.uint32),
+            ack=np.zeros(k, np.uint32),
+            payload_len=np.zeros(k, np.uint32),
+            payload_off=np.zeros(k, np.int64),
+            caplen_payload=np.zeros(k, np.uint32),
+            buf=np.zeros(1, np.uint8),
+        )
+        table.add(fb)
+    t1 = time.perf_counter()
+    rss_add = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res = table.finish()
+    t2 = time.perf_counter()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"syn flood: {n} SYNs -> {len(res.flows)} connections, evicted {res.evicted}")
+    print(
+        f"add: {t1 - t0:.2f} s ({n / (t1 - t0) / 1e6:.2f} M packets/s), peak RSS {rss_add:.0f} MiB"
+    )
+    print(f"finish (frame of {len(res.flows)} rows): {t2 - t1:.2f} s, peak RSS {rss:.0f} MiB")
+
+
+if "--syn-flood" in sys.argv:
+    syn_flood(int(sys.argv[sys.argv.index("--syn-flood") + 1]))
+    sys.exit(0)
 
 batches = [batch(lo, min(lo + B, N)) for lo in range(0, N, B)]
 best_add = best_fin = 1e9

@@ -11,7 +11,7 @@ import pytest
 
 from analyzer import schema
 from analyzer.decode import FRAG_FIRST, FRAG_LATER, FRAG_NONE, KIND_ARP, KIND_IP, PacketBatch
-from analyzer.flows import FlowResult, FlowTable, is_service_port, tcp_conn_state
+from analyzer.flows import FlowResult, FlowTable, is_service_port
 
 PROTO = {"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58}
 FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10}
@@ -175,16 +175,17 @@ def s2c(ts: float, flags: str, payload: bytes = b"", sport: int = 40000, dport: 
 
 def full_connection(t0: float = 0.0) -> list[dict[str, Any]]:
     """A complete HTTP-like exchange; the SYN's sequence number depends on t0."""
+    isn = 1000 + round(t0 * 1000)
     return [
-        c2s(t0 + 0.0, "S", seq=1000 + round(t0 * 1000)),
-        s2c(t0 + 0.1, "SA"),
-        c2s(t0 + 0.2, "A"),
-        c2s(t0 + 0.3, "PA", b"GET / HTTP"),
-        s2c(t0 + 0.4, "A"),
-        s2c(t0 + 0.5, "PA", b"HTTP/1.1 200 OK\r\n\r\nhi"),
-        c2s(t0 + 0.6, "FA"),
-        s2c(t0 + 0.7, "FA"),
-        c2s(t0 + 0.8, "A"),
+        c2s(t0 + 0.0, "S", seq=isn),
+        s2c(t0 + 0.1, "SA", seq=5000),
+        c2s(t0 + 0.2, "A", seq=isn + 1),
+        c2s(t0 + 0.3, "PA", b"GET / HTTP", seq=isn + 1),
+        s2c(t0 + 0.4, "A", seq=5001),
+        s2c(t0 + 0.5, "PA", b"HTTP/1.1 200 OK\r\n\r\nhi", seq=5001),
+        c2s(t0 + 0.6, "FA", seq=isn + 11),
+        s2c(t0 + 0.7, "FA", seq=5022),
+        c2s(t0 + 0.8, "A", seq=isn + 12),
     ]
 
 
@@ -253,7 +254,7 @@ def test_midstream_with_service_port_responder_is_oth():
     f = one(flows_of(rows))
     assert (f["orig_h"], f["orig_p"], f["resp_p"]) == (C, 40000, 80)
     assert f["orig_evidence"] == "port"
-    assert (f["history"], f["conn_state"]) == ("dA", "OTH")
+    assert (f["history"], f["conn_state"]) == ("^dA", "OTH")  # flipped at the first packet
     assert (f["orig_pkts"], f["resp_pkts"], f["resp_bytes"]) == (1, 1, 3)
 
 
@@ -277,7 +278,7 @@ def test_midstream_without_or_with_two_service_ports_takes_the_first_sender():
 def test_synack_first_makes_its_receiver_the_originator():
     f = one(flows_of([s2c(0, "SA"), c2s(0.1, "A"), c2s(0.2, "PA", b"q")]))
     assert (f["orig_h"], f["orig_evidence"]) == (C, "synack")
-    assert (f["history"], f["conn_state"]) == ("hAD", "S1")
+    assert (f["history"], f["conn_state"]) == ("^hAD", "S1")
 
 
 def test_syn_sender_wins_even_when_it_uses_the_service_port():
@@ -285,25 +286,88 @@ def test_syn_sender_wins_even_when_it_uses_the_service_port():
     assert (f["orig_h"], f["orig_p"], f["orig_evidence"]) == (S, 80, "syn")
 
 
+def seqd(rows: list[tuple[str, str, int, bytes]]) -> list[dict[str, Any]]:
+    """TCP packets between C:40000 and S:80 from (direction, flags, seq, payload);
+    direction ">" = C to S, "<" = S to C; 0.1 s apart."""
+    out = []
+    for i, (way, flags, seq, payload) in enumerate(rows):
+        make = c2s if way == ">" else s2c
+        out.append(make(i * 0.1, flags, payload, seq=seq))
+    return out
+
+
 @pytest.mark.parametrize(
-    ("history", "no_bytes", "state"),
+    ("packets", "history", "state"),
     [
-        ("ShAFf", True, "SF"),
-        ("DdFf", False, "SF"),
-        ("Sh", True, "S1"),
-        ("ShADF", False, "S2"),
-        ("ShADf", False, "S3"),
-        ("SF", True, "SH"),
-        ("hAr", True, "RSTR"),
-        ("hr", True, "RSTRH"),
-        ("hf", True, "SHR"),
-        ("AR", True, "OTH"),
-        ("Sr", True, "REJ"),
-        ("ShR", True, "RSTO"),
+        ([(">", "S", 1, b""), ("<", "SA", 9, b""), (">", "A", 2, b""), (">", "FA", 2, b""),
+          ("<", "FA", 10, b""), (">", "A", 3, b"")], "ShAFf", "SF"),
+        ([(">", "S", 1, b""), ("<", "SA", 9, b"")], "Sh", "S1"),
+        ([(">", "S", 1, b""), ("<", "SA", 9, b""), (">", "A", 2, b""), (">", "PA", 2, b"x"),
+          (">", "FA", 3, b"")], "ShADF", "S2"),
+        ([(">", "S", 1, b""), ("<", "SA", 9, b""), (">", "A", 2, b""), (">", "PA", 2, b"x"),
+          ("<", "FA", 10, b"")], "ShADf", "S3"),
+        ([(">", "S", 1, b""), (">", "F", 2, b"")], "SF", "SH"),
+        ([("<", "SA", 9, b""), (">", "A", 2, b""), ("<", "RA", 10, b"")], "^hAr", "RSTR"),
+        ([("<", "SA", 9, b""), ("<", "R", 10, b"")], "^hr", "RSTRH"),
+        ([("<", "SA", 9, b""), ("<", "FA", 10, b"")], "^hf", "SHR"),
+        ([(">", "A", 2, b""), (">", "R", 2, b"")], "AR", "OTH"),
+        ([(">", "S", 1, b""), ("<", "RA", 0, b"")], "Sr", "REJ"),
+        ([(">", "S", 1, b""), ("<", "SA", 9, b""), (">", "R", 2, b"")], "ShR", "RSTO"),
     ],
+)  # fmt: skip
+def test_zeek_state_machine_per_packet(packets, history, state):
+    f = one(flows_of(seqd(packets)))
+    assert (f["history"], f["conn_state"]) == (history, state)
+
+
+HANDSHAKE = [(">", "S", 1, b""), ("<", "SA", 9, b""), (">", "A", 2, b"")]
+
+
+def test_retransmitted_data_is_t_at_1_10_100():
+    """Zeek's DidRxmit through ScaledHistoryEntry: a data segment that does not advance
+    the sender's sequence writes T at the 1st, 10th and 100th time, not more."""
+    once = seqd([*HANDSHAKE, (">", "PA", 2, b"abc"), (">", "PA", 2, b"abc")])
+    assert one(flows_of(once))["history"] == "ShADT"
+    many = seqd([*HANDSHAKE, (">", "PA", 2, b"abc")] + [(">", "PA", 2, b"abc")] * 150)
+    assert one(flows_of(many))["history"] == "ShADTTT"
+    answered = seqd([*HANDSHAKE, ("<", "PA", 10, b"ok"), ("<", "PA", 10, b"ok")])
+    assert one(flows_of(answered))["history"] == "ShAdt"
+
+
+def test_new_data_after_a_gap_or_in_order_is_no_retransmission():
+    rows = seqd([*HANDSHAKE, (">", "PA", 2, b"abc"), (">", "PA", 5, b"def"), (">", "PA", 50, b"g")])
+    assert one(flows_of(rows))["history"] == "ShAD"
+
+
+@pytest.mark.parametrize(
+    ("resets", "history"),
+    [((2, 2), "ShAR"), ((2, 7), "ShARR"), ((2, 7, 7, 9), "ShARRR")],
 )
-def test_zeek_state_machine_on_histories(history, no_bytes, state):
-    assert tcp_conn_state(history, no_bytes=no_bytes) == state
+def test_reset_letter_repeats_when_its_sequence_number_moves(resets, history):
+    """Zeek's update_history: R again when the RST's relative sequence number differs
+    from the endpoint's previous RST; the same for F and for S/H."""
+    rows = seqd([*HANDSHAKE] + [(">", "R", seq, b"") for seq in resets])
+    assert one(flows_of(rows))["history"] == history
+
+
+def test_fin_letter_repeats_when_its_sequence_number_moves():
+    rows = seqd([*HANDSHAKE, (">", "FA", 2, b""), (">", "FA", 2, b""), (">", "FA", 4, b"")])
+    assert one(flows_of(rows))["history"] == "ShAFF"
+
+
+def test_later_syn_moves_the_originator_and_writes_a_caret():
+    """Midstream start without service ports: the first sender is the originator, until
+    the other side sends a SYN (Zeek's FlipRoles writes '^' there; earlier letters keep
+    their case)."""
+    rows = [tcp(0, C, 40000, S, 50000, "A", seq=5), tcp(0.1, S, 50000, C, 40000, "S", seq=9)]
+    f = one(flows_of(rows))
+    assert (f["orig_h"], f["orig_p"], f["orig_evidence"]) == (S, 50000, "syn")
+    assert f["history"] == "A^S"
+
+
+def test_syn_ack_first_writes_a_caret_before_the_first_letter():
+    f = one(flows_of([s2c(0, "SA", seq=9), c2s(0.1, "A", seq=2)]))
+    assert (f["orig_h"], f["orig_evidence"], f["history"]) == (C, "synack", "^hA")
 
 
 # --- UDP, broadcast, ICMP ---------------------------------------------------------------------
@@ -326,7 +390,7 @@ def test_udp_only_request_is_s0():
 def test_udp_from_a_service_port_to_a_client_port_is_flipped():
     f = one(flows_of([udp(0, S, 123, C, 40000)]))
     assert (f["orig_h"], f["orig_p"], f["resp_h"], f["resp_p"]) == (C, 40000, S, 123)
-    assert (f["orig_evidence"], f["history"], f["conn_state"]) == ("port", "d", "SHR")
+    assert (f["orig_evidence"], f["history"], f["conn_state"]) == ("port", "^d", "SHR")
 
 
 def test_udp_between_two_service_ports_keeps_the_first_sender():
@@ -400,13 +464,16 @@ def test_icmp_error_uses_the_code_as_counterpart():
 # --- splitting: timeouts and port reuse ---------------------------------------------------------
 
 
-@pytest.mark.parametrize(("gap_s", "expected"), [(299.0, 1), (301.0, 2)])
+@pytest.mark.parametrize(
+    ("gap_s", "expected"), [(299.0, 1), (299.999999, 1), (300.0, 2), (301.0, 2)]
+)
 def test_tcp_idle_timeout_is_five_minutes(gap_s, expected):
+    """A gap of at least the timeout ends the connection (Zeek's inactivity timer)."""
     rows = [c2s(0, "PA", b"a"), c2s(gap_s, "PA", b"b")]
     assert len(flows_of(rows)) == expected
 
 
-@pytest.mark.parametrize(("gap_s", "expected"), [(59.0, 1), (61.0, 2)])
+@pytest.mark.parametrize(("gap_s", "expected"), [(59.0, 1), (60.0, 2), (61.0, 2)])
 def test_udp_idle_timeout_is_one_minute(gap_s, expected):
     rows = [udp(0, C, 40000, S, 53), udp(gap_s, C, 40000, S, 53)]
     assert len(flows_of(rows)) == expected
@@ -490,8 +557,10 @@ def test_uids_are_stable_and_distinct():
     assert first["uid"].tolist() == second["uid"].tolist()
     assert first["uid"].nunique() == 3
     assert all(u.startswith("C") and len(u) == 12 and u.isalnum() for u in first["uid"])
-    other = flows_of(rows, capture_name="other.pcap")
-    assert set(other["uid"]).isdisjoint(first["uid"])
+    renamed = flows_of(rows, capture_name="<stdin>")  # same packets, another name
+    assert renamed["uid"].tolist() == first["uid"].tolist()
+    later = flows_of([{**r, "ts": r["ts"] + 1.0} for r in rows])  # other packets
+    assert set(later["uid"]).isdisjoint(first["uid"])
 
 
 def scenario() -> list[dict[str, Any]]:
@@ -600,12 +669,12 @@ def test_is_service_port():
     assert not is_service_port("tcp", 1024, ports)
 
 
-def test_idle_keys_leave_the_live_index_without_changing_results():
+def test_idle_connections_leave_the_live_table_without_changing_results():
     rows = [udp(i * 120.0, C, 40000 + i, S, 53) for i in range(40)]
     table = FlowTable(capture_name="unit.pcap")
     for i, row in enumerate(rows):
         table.add(make_batch([row], first_index=i))
-    assert len(table._live.h) <= 8  # pruned every PRUNE_EVERY_BATCHES batches
+        assert table.live_connections == 1  # the previous one expired at this packet
     frame = table.finish().flows
     assert len(frame) == 40 and frame["orig_p"].tolist() == list(range(40000, 40040))
 
@@ -639,3 +708,59 @@ def test_dns_name_filter_keeps_the_right_responses_of_one_batch():
     rows = [udp(0.1 * (i + 1), S, 53, C, 40000 + i, p) for i, p in enumerate(payloads)]
     dns = run(rows, dns_names={"cmi.ta.co.at", "api.ta.co.at"}).dns
     assert dns["payload"].tolist() == [cmi, api, cmi]
+
+
+# --- bounded live table, payload heads ------------------------------------------------------------
+
+
+def test_a_syn_flood_is_bounded_by_the_live_cap_and_keeps_every_connection():
+    """Beyond max_live_connections the least recently active connection is expired early:
+    it is still a row (flows keep every connection) and counted in `evicted`."""
+    rows = [c2s(i * 0.001, "S", dport=1000 + i, seq=i) for i in range(300)]
+    table = FlowTable(capture_name="unit.pcap", max_live_connections=50)
+    for lo in range(0, 300, 64):
+        table.add(make_batch(rows[lo : lo + 64], first_index=lo))
+        assert table.live_connections <= 50
+    result = table.finish()
+    assert result.evicted == 250
+    assert len(result.flows) == 300
+    assert sorted(result.flows["resp_p"]) == list(range(1000, 1300))
+    assert set(result.flows["conn_state"]) == {"S0"}
+    uncapped = run(rows)
+    assert uncapped.evicted == 0
+    pd.testing.assert_frame_equal(result.flows, uncapped.flows)
+
+
+def test_an_evicted_connection_that_sends_again_continues_as_a_new_one():
+    rows = [c2s(0, "PA", b"a", seq=1), udp(0.1, C, 40000, S, 53), c2s(0.2, "PA", b"b", seq=2)]
+    result = run(rows, max_live_connections=1)
+    assert result.evicted == 2
+    assert result.flows["proto"].tolist() == ["tcp", "udp", "tcp"]
+
+
+def test_heads_join_the_first_256_bytes_of_each_direction_across_packets():
+    """The MS-RPC endpoint-mapper answer sits about 200 bytes into the responder's
+    stream (bind_ack, then the ept_map response): the head spans both segments."""
+    bind_ack, ept_map = bytes(range(100)) + b"\x01" * 20, b"\x02" * 300
+    rows = seqd(
+        [*HANDSHAKE, (">", "PA", 2, b"req"), ("<", "PA", 10, bind_ack),
+         ("<", "PA", 10, bind_ack), ("<", "PA", 130, ept_map)]
+    )  # fmt: skip
+    f = one(flows_of(rows))
+    assert f["_resp_head"] == (bind_ack + ept_map)[:256]  # the retransmission adds nothing
+    assert f["_orig_head"] == b"req"
+    assert f["history"] == "ShADdt"
+
+
+def test_a_snaplen_cut_packet_ends_its_head():
+    cut = {**c2s(0.3, "PA", b"abc", seq=2), "payload_len": 1000}
+    rows = [*seqd(HANDSHAKE), cut, c2s(0.4, "PA", b"later", seq=1002)]
+    assert one(flows_of(rows))["_orig_head"] == b"abc"
+
+
+def test_heads_do_not_depend_on_batch_boundaries():
+    rows = seqd([*HANDSHAKE] + [(">", "PA", 2 + 40 * i, bytes([i]) * 40) for i in range(8)])
+    whole = one(flows_of(rows))["_orig_head"]
+    assert whole == b"".join(bytes([i]) * 40 for i in range(7))[:256]
+    for cut in range(1, len(rows)):
+        assert one(flows_of(rows, splits=(cut,)))["_orig_head"] == whole
