@@ -101,7 +101,9 @@ def new_pairs(flows: pd.DataFrame, date: str) -> pd.DataFrame:
     pairs["severity"] = pairs["_rank"].map(dict(enumerate(schema.SEVERITIES)))
     seen = set(map(tuple, earlier[[*KEY, "verdict"]].drop_duplicates().to_numpy().tolist()))
     is_new = [tuple(row) not in seen for row in pairs[[*KEY, "verdict"]].to_numpy().tolist()]
-    pairs = pairs[is_new]
+    pairs = pairs[is_new].copy()
+    if pairs.empty:
+        return _empty()[schema.column_names(schema.NEW_PAIRS)]
     known = earlier.groupby(KEY, sort=False)["verdict"].agg(lambda s: sorted(set(s))).to_dict()
     pairs["known_verdicts"] = [known.get(tuple(k), []) for k in pairs[KEY].to_numpy().tolist()]
     pairs["resp_p"] = pairs["resp_p"].astype("int32")

@@ -6,8 +6,9 @@
 Capture or not is decided by the first bytes, never by the name: tcpdump -C/-G and dumpcap
 ring buffers write names like `capture.pcap12` or `eth1_00003_20261121030000.pcapng`, and
 a `.pcap` may hold anything. A gzip file is a capture when its decompressed start is.
-The site file of a capture is `site.toml` in its directory or the nearest parent, up to
-the input directory it was found under; without one, the run's `--site` applies.
+The site file of a capture is `site.toml` in its directory or the nearest parent
+directory (whichever INPUT named it, so a capture keeps its site file whether its
+directory or the file itself is given); without one, the run's `--site` applies.
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ def walk(inputs: Iterable[Path], *, exclude: Path | None = None) -> list[Candida
         root = Path(given).absolute()
         if not root.exists():
             raise FileNotFoundError(str(given))
-        top = root if root.is_dir() else root.parent
         for path in _files(root):
             if path.name == SITE_FILE_NAME or path in seen:
                 continue
@@ -59,7 +59,7 @@ def walk(inputs: Iterable[Path], *, exclude: Path | None = None) -> list[Candida
                 st = path.stat()
             except OSError:
                 continue  # vanished between listing and stat: not there this run
-            seen[path] = Candidate(path, st.st_size, st.st_mtime, nearest_site_file(path, top))
+            seen[path] = Candidate(path, st.st_size, st.st_mtime, nearest_site_file(path))
     return [seen[p] for p in sorted(seen)]
 
 
@@ -83,16 +83,13 @@ def _inside(path: Path, root: Path) -> bool:
     return True
 
 
-def nearest_site_file(path: Path, top: Path) -> Path | None:
-    """site.toml in the file's directory or the nearest parent, not above `top`."""
-    directory = path.parent
-    while True:
+def nearest_site_file(path: Path) -> Path | None:
+    """site.toml in the file's directory or the nearest parent directory."""
+    for directory in path.parents:
         candidate = directory / SITE_FILE_NAME
         if candidate.is_file():
             return candidate
-        if directory == top or directory == directory.parent or top not in directory.parents:
-            return None
-        directory = directory.parent
+    return None
 
 
 def sniff(path: Path) -> str:
