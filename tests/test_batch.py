@@ -644,3 +644,23 @@ def _is_dask_worker(proc: object) -> bool:
         return "spawn_main" in " ".join(proc.cmdline())  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001 - it may have exited meanwhile
         return False
+
+
+def test_progress_on_a_terminal_shows_captures_bytes_rate_and_failures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from analyzer.batch.progress import Progress
+    from analyzer.batch.worker import Outcome
+
+    bar = Progress(2, 3 * 2**20, enabled=True)
+    bar.update(Outcome("/x/a.pcap", "done", packets=1000), 2**20)
+    bar.update(Outcome("/x/b.pcap", "failed", "/x/b.pcap: damaged"), 2**20)
+    text = capsys.readouterr().err
+    bar.close()
+    capsys.readouterr()  # the bar clears its line when it closes
+    assert "captures 2/2" in text and "failures 1" in text and "pkts/s" in text
+    assert "2.00M/3.00M" in text  # bytes done of total; tqdm adds the ETA
+    quiet = Progress(2, 100, enabled=False)
+    quiet.update(Outcome("/x/a.pcap", "done", packets=1), 50)
+    quiet.close()
+    assert capsys.readouterr().err == ""
