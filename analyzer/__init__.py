@@ -7,3 +7,11 @@ try:
     __version__ = version("pcapclass")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
+
+
+def baseline(dataset, site=None, date=None):  # type: ignore[no-untyped-def]
+    """New communication pairs of a batch dataset ("new since last night"); see
+    analyzer.batch.baseline.baseline. Imported on first use: `pcapclass --help` stays fast."""
+    from .batch.baseline import baseline as _baseline
+
+    return _baseline(dataset, site=site, date=date)

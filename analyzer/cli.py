@@ -2,6 +2,7 @@
 
     pcapclass CAPTURE [CAPTURE ...] [-o OUTDIR] [--site SITE.toml] [--fail-on SEVERITY]
               [--limit N] [--json]
+    pcapclass batch INPUT [INPUT ...] --out DATASET [--workers N] [--scheduler ADDRESS] ...
     pcapclass signatures list | show ID | validate [PATH]
 
 Exit codes (contract; the several-captures rule is summary.run_exit_code): 0 done, no
@@ -395,6 +396,64 @@ def signatures_validate(path: Path | None) -> None:
             f"{len(catalog.files)} files are valid (sha256 {catalog.sha256[:12]})"
         )
 
+
+@main.command("batch")
+@click.argument("inputs", nargs=-1, metavar="INPUT...", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), metavar="DATASET",
+              help="the dataset directory (created; a rerun adds only what is new)")
+@click.option("--site", type=click.Path(path_type=Path),
+              help="site file for captures without a site.toml in their directory or above")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="local worker processes (1: in this process)")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE",
+              help="only files modified on or after DATE (YYYY-MM-DD, UTC)")
+@click.option("--reprocess", is_flag=True, help="analyse every capture again")
+@click.option("--settle", "settle_s", type=click.FloatRange(min=0), default=60.0,
+              show_default=True, metavar="SECONDS",
+              help="a file modified this recently is still being written: next run")
+@click.option("--fail-on", type=click.Choice(schema.SEVERITIES, case_sensitive=False),
+              default=summary.DEFAULT_FAIL_ON,
+              show_default=True, help="exit 1 when a finding has at least this severity")
+@click.option("--status", "status_of", type=click.Path(path_type=Path), metavar="DATASET",
+              help="print the manifest of DATASET (one row per capture) and exit")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
+def batch_cmd(
+    inputs: tuple[Path, ...],
+    out: Path | None,
+    site: Path | None,
+    workers: int,
+    scheduler: str | None,
+    since: Any,
+    reprocess: bool,
+    settle_s: float,
+    fail_on: str,
+    status_of: Path | None,
+    as_json: bool,
+) -> None:
+    """Analyse every capture under the INPUTs (files or directories) into one
+    Hive-partitioned dataset, resuming where the last run stopped.
+
+    Exit 1 when a finding reaches --fail-on or a capture failed, else 0; 2 for bad usage."""
+    from . import batch
+
+    with _translate_errors():
+        if status_of is not None:
+            click.echo(batch.format_status(status_of, as_json=as_json))
+            return
+        if not inputs or out is None:
+            raise click.UsageError("give INPUT... and --out DATASET (or --status DATASET)")
+        try:
+            result = batch.run(
+                inputs, out, site=site, workers=workers, scheduler=scheduler,
+                since=since.date() if since else None, reprocess=reprocess,
+                settle_s=settle_s, fail_on=fail_on,
+            )
+        except KeyboardInterrupt:
+            _fail("interrupted; finished captures are recorded, the next run does the rest", 130)
+    click.echo(batch.format_result(result, as_json=as_json))
+    sys.exit(result.exit_code)
 
 if __name__ == "__main__":
     main(prog_name=PROG)

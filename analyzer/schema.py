@@ -260,6 +260,77 @@ def columns_doc() -> str:
     ]
     for name, cols in TABLES.items():
         parts += ["", f"## {name}.parquet", "", markdown(cols)]
+    return "\n".join(parts) + "\n\n" + batch_columns_doc()
+
+
+# --- batch dataset (pcapclass batch) ---------------------------------------------------
+# The Hive partition columns every table of a batch dataset gains (from the directory
+# names DATASET/<table>/site=NAME/date=YYYY-MM-DD/, not stored inside the files).
+PARTITIONS: tuple[Column, ...] = (
+    _c("site", STR, False, "the site file's `site` name, `unknown` without one"),
+    _c("date", STR, False, "UTC date (YYYY-MM-DD) of the capture's first packet"),
+)
+CAPTURE_STATUSES: tuple[str, ...] = ("done", "failed", "skipped", "in_progress")
+
+# DATASET/manifest.sqlite, table `captures`: one row per file a batch run has seen.
+MANIFEST: tuple[Column, ...] = (
+    _c("path", STR, False, "absolute path of the file (the row's key)"),
+    _c("size", I64, False, "bytes of the file as stored when last looked at"),
+    _c("mtime", F64, False, "modification time of the file, seconds since the epoch"),
+    _c("sha256", STR, True, "SHA-256 of the file's bytes, null until it was read"),
+    _c("site", STR, True, "partition site name the capture went to"),
+    _c("date", STR, True, "partition date the capture went to (UTC of its first packet)"),
+    _c("site_file", STR, True, "the site file that applied, null without one"),
+    _c("status", STR, False, "what the last run made of it", CAPTURE_STATUSES),
+    _c("message", STR, True, "why it failed or was skipped; warnings of a done capture"),
+    _c("packets", I64, True, "packet records read"),
+    _c("flows", I64, True, "connections (rows of flows)"),
+    _c("findings_info", I64, True, "findings rows of severity info"),
+    _c("findings_low", I64, True, "findings rows of severity low"),
+    _c("findings_medium", I64, True, "findings rows of severity medium"),
+    _c("findings_high", I64, True, "findings rows of severity high"),
+    _c("findings_critical", I64, True, "findings rows of severity critical"),
+    _c("seconds", F64, True, "wall time of its analysis in the worker"),
+    _c("tool_version", STR, True, "pcapclass version that analysed it"),
+    _c("catalog_sha256", STR, True, "signature catalog hash it was analysed with"),
+    _c("site_sha256", STR, True, "site file hash it was analysed with, empty without one"),
+    _c("parts", STR, True, "JSON list of its partition files, relative to DATASET"),
+    _c("updated", STR, False, "when the row was last written (ISO 8601 UTC)"),
+)
+
+# DATASET/new_pairs/site=NAME/date=YYYY-MM-DD/: the baseline, "new since last night".
+NEW_PAIRS: tuple[Column, ...] = (
+    _c("orig", STR, False, "the originator's site-file role if it has one, else its address"),
+    _c("resp_h", STR, False, "responder IP address"),
+    _c("proto", STR, False, "transport protocol"),
+    _c("resp_p", I32, False, "responder port"),
+    _c("verdict", STR, False, "verdict of the pair's flows on this date", VERDICTS),
+    _c("severity", STR, False, "highest severity among those flows", SEVERITIES),
+    _c("flows", I64, False, "flows of the pair on this date"),
+    _c("first_ts", TS, False, "first packet of the pair's first flow on this date"),
+    _c("last_ts", TS, False, "last packet of its last flow on this date"),
+    _c("orig_hosts", LIST_STR, False, "originator addresses behind `orig` on this date"),
+    _c("known_verdicts", LIST_STR, False, "verdicts the pair had on earlier dates (empty: new)"),
+)
+
+
+def batch_columns_doc() -> str:
+    """The batch dataset's extra tables, for docs/columns.md."""
+    parts = [
+        "## Batch dataset (`pcapclass batch`)",
+        "",
+        "Every table of a batch dataset has the columns above plus the partition columns:",
+        "",
+        markdown(PARTITIONS),
+        "",
+        "### manifest.sqlite, table `captures`",
+        "",
+        markdown(MANIFEST),
+        "",
+        "### new_pairs/",
+        "",
+        markdown(NEW_PAIRS),
+    ]
     return "\n".join(parts) + "\n"
 
 
