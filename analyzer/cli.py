@@ -25,6 +25,7 @@ from .signatures import format_list, format_show, load_catalog
 
 if TYPE_CHECKING:
     from .pipeline import Result
+    from .site import Site
 
 PROG = "pcapclass"
 
@@ -100,12 +101,18 @@ def _progress() -> tuple[Callable[[int], None] | None, Callable[[], None]]:
     help="exit 1 when a finding has at least this severity",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
+@click.option(
+    "--zeek-logs",
+    is_flag=True,
+    help="also write conn.log and pcapclass_findings.log (Zeek TSV) into the output directory",
+)
 def analyze_cmd(
     captures: tuple[str, ...],
     outdir: Path | None,
     site: Path | None,
     fail_on: str,
     as_json: bool,
+    zeek_logs: bool = False,
 ) -> None:
     """Analyze captures (pcap, pcapng, optionally .gz; - for stdin)."""
     # Imported here, not at the top: pandas and the analysis modules take about half a
@@ -131,6 +138,8 @@ def analyze_cmd(
             results.append(
                 analyze(capture, outdir=target, site=site_obj, catalog=catalog, progress=update)
             )
+            if zeek_logs:
+                _add_zeek_logs(results[-1], site_obj)
         except PcapclassError as exc:
             errors.append(str(exc))
             worst_error = max(worst_error, exc.exit_code)
@@ -155,6 +164,13 @@ def analyze_cmd(
     else:
         click.echo("\n\n".join(summary.summary(r) for r in results))
     sys.exit(code)
+
+
+def _add_zeek_logs(result: Result, site: Site | None) -> None:
+    """--zeek-logs: conn.log and pcapclass_findings.log beside the Parquet files."""
+    from .zeeklog import write_zeek_logs
+
+    write_zeek_logs(result, result.outputs["flows"].parent, site=site)
 
 
 @main.group("signatures")
