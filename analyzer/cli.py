@@ -213,5 +213,51 @@ def signatures_validate(path: Path | None) -> None:
         )
 
 
+@main.command("policy")
+@click.argument("site_file", metavar="SITE.toml", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["nftables"]),
+    default="nftables",
+    show_default=True,
+    help="ruleset format",
+)
+@click.option(
+    "-o", "--out", "out", type=click.Path(path_type=Path), help="write here (default: stdout)"
+)
+@click.option(
+    "--from",
+    "seen_path",
+    type=click.Path(path_type=Path),
+    help="narrow to what this capture output folder or batch dataset saw expected",
+)
+def policy_cmd(site_file: Path, fmt: str, out: Path | None, seen_path: Path | None) -> None:
+    """Write the site's documented connections as a firewall allow-list."""
+    with _translate_errors():
+        from .policy import build_policy, load_seen, render_nftables
+        from .site import load_site
+        from .zeeklog import write_text_atomic
+
+        catalog = load_catalog()
+        site_obj = load_site(site_file, catalog=catalog)
+        seen = load_seen(seen_path) if seen_path is not None else None
+        policy = build_policy(catalog, site_obj, seen=seen)
+        text = render_nftables(policy)
+        for note in policy.notes:
+            click.echo(f"{PROG}: warning: {note}", err=True)
+        if policy.dropped:
+            count = sum(d.flows for d in policy.dropped)
+            click.echo(
+                f"{PROG}: {count} connection(s) seen would be dropped; listed at the end "
+                "of the ruleset",
+                err=True,
+            )
+        if out is None:
+            click.echo(text, nl=False)
+        else:
+            write_text_atomic(out, text)
+
+
 if __name__ == "__main__":
     main()

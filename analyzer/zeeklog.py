@@ -364,12 +364,16 @@ def write_zeek_logs(
         raise InputError(f"{outdir}: cannot create the output directory ({exc.strerror})") from exc
     written: dict[str, Path] = {}
     for key, (name, text) in texts.items():
-        written[key] = _write_atomic(outdir / name, text)
+        written[key] = write_text_atomic(outdir / name, text)
     return written
 
 
-def _write_atomic(final: Path, text: str) -> Path:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+def write_text_atomic(final: Path, text: str) -> Path:
+    """Write a text file through a temporary name and a rename (never half-written)."""
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    except OSError as exc:
+        raise InputError(f"{final}: cannot write ({exc.strerror}); check the folder") from exc
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
@@ -380,7 +384,7 @@ def _write_atomic(final: Path, text: str) -> Path:
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        raise InputError(f"{final}: cannot write the Zeek log ({exc.strerror})") from exc
+        raise InputError(f"{final}: cannot write ({exc.strerror}); check the folder") from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
