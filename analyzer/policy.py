@@ -386,7 +386,7 @@ def _local_networks(site: Site) -> tuple[IPNetwork, ...]:
     out: list[IPNetwork] = []
     for version in FAMILIES:
         same = [n for n in nets if n.version == version]
-        out.extend(ipaddress.collapse_addresses(same))  # type: ignore[arg-type]
+        out.extend(ipaddress.collapse_addresses(same))  # type: ignore[type-var,arg-type]
     return tuple(out)
 
 
