@@ -33,6 +33,7 @@ from .signatures import format_list, format_show, load_catalog
 
 if TYPE_CHECKING:
     from .pipeline import Result
+    from .site import Site
 
 PROG = "pcapclass"
 DEFAULT_BASE = Path("pcapclass-out")  # contract: ./pcapclass-out/<capture name>/
@@ -239,6 +240,11 @@ def _targets(captures: Sequence[str], outdir: Path | None) -> list[Path]:
     help="findings rows shown per capture (most severe first; --json shows all)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
+@click.option(
+    "--zeek-logs",
+    is_flag=True,
+    help="also write conn.log and pcapclass_findings.log (Zeek TSV) into the output directory",
+)
 def analyze_cmd(
     captures: tuple[str, ...],
     outdir: Path | None,
@@ -246,6 +252,7 @@ def analyze_cmd(
     fail_on: str,
     limit: int,
     as_json: bool,
+    zeek_logs: bool = False,
 ) -> None:
     """Analyze captures (pcap, pcapng, optionally .gz; - for stdin).
 
@@ -301,6 +308,8 @@ def analyze_cmd(
                     bar.close()
             results.append(result)
             paths.append(capture)
+            if zeek_logs and result.outputs:
+                _add_zeek_logs(result, site_obj)
             for warning in result.capture.warnings:
                 _warn(warning)
         code = summary.run_exit_code(
@@ -355,6 +364,13 @@ def _terminal_width() -> int | None:
     except (OSError, ValueError, AttributeError):
         pass
     return None
+
+
+def _add_zeek_logs(result: Result, site: Site | None) -> None:
+    """--zeek-logs: conn.log and pcapclass_findings.log beside the Parquet files."""
+    from .zeeklog import write_zeek_logs
+
+    write_zeek_logs(result, result.outputs["flows"].parent, site=site)
 
 
 @main.group("signatures")
@@ -454,6 +470,53 @@ def batch_cmd(
             _fail("interrupted; finished captures are recorded, the next run does the rest", 130)
     click.echo(batch.format_result(result, as_json=as_json))
     sys.exit(result.exit_code)
+
+
+@main.command("policy")
+@click.argument("site_file", metavar="SITE.toml", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["nftables"]),
+    default="nftables",
+    show_default=True,
+    help="ruleset format",
+)
+@click.option(
+    "-o", "--out", "out", type=click.Path(path_type=Path), help="write here (default: stdout)"
+)
+@click.option(
+    "--from",
+    "seen_path",
+    type=click.Path(path_type=Path),
+    help="narrow to what this capture output folder or batch dataset saw expected",
+)
+def policy_cmd(site_file: Path, fmt: str, out: Path | None, seen_path: Path | None) -> None:
+    """Write the site's documented connections as a firewall allow-list."""
+    with _translate_errors():
+        from .policy import build_policy, load_seen, render_nftables
+        from .site import load_site
+        from .zeeklog import write_text_atomic
+
+        catalog = load_catalog()
+        site_obj = load_site(site_file, catalog=catalog)
+        seen = load_seen(seen_path) if seen_path is not None else None
+        policy = build_policy(catalog, site_obj, seen=seen)
+        text = render_nftables(policy)
+        for note in policy.notes:
+            click.echo(f"{PROG}: warning: {note}", err=True)
+        if policy.dropped:
+            count = sum(d.flows for d in policy.dropped)
+            click.echo(
+                f"{PROG}: {count} connection(s) seen would be dropped; listed at the end "
+                "of the ruleset",
+                err=True,
+            )
+        if out is None:
+            click.echo(text, nl=False)
+        else:
+            write_text_atomic(out, text)
+
 
 if __name__ == "__main__":
     main(prog_name=PROG)
