@@ -77,7 +77,6 @@ def _process(task: Task, start: float) -> Outcome:
     global _catalog
     if _catalog is None:
         _catalog = load_catalog()
-        _one_core_per_worker()
     catalog = _catalog
     site = load_site(task.site_file, catalog=catalog) if task.site_file else None
     result = analyze(task.path, site=site, catalog=catalog, write=False, **task.analyze_options)
@@ -112,18 +111,3 @@ def _process(task: Task, start: float) -> Outcome:
         site_sha256=site.sha256 if site is not None else "",
     )
 
-
-def _one_core_per_worker() -> None:
-    """On a Dask worker (one capture per process, as many processes as cores) the
-    reader's record scout, a helper process that takes a second core, only competes
-    with the other workers: turn it off with the reader's own switch (scout.SCOUT)."""
-    try:
-        from distributed import get_worker
-
-        get_worker()
-    except (ImportError, ValueError):
-        return  # in the driver process (--workers 1): the second core is free for it
-    from .. import scout
-
-    if hasattr(scout, "SCOUT"):
-        scout.SCOUT = False
