@@ -98,6 +98,7 @@ def analyze(
     release_heap()  # the read loop's allocator tuning ends here
     flow_result = table.finish()
     classified = classify(flow_result, catalog, site)
+    stats.skipped.update(classified.skipped)  # e.g. dns_malformed: counted, not lost
     del flow_result
     release_heap()  # what finish and classify freed, before the Arrow copies are made
     frames = {
