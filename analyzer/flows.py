@@ -101,7 +101,7 @@ import pandas as pd
 from analyzer import schema
 from analyzer.decode import FRAG_FIRST, FRAG_LATER, KIND_ARP, NO_VLAN, PacketBatch
 
-HEAD_BYTES = 128  # payload bytes kept per direction for service recognition
+HEAD_BYTES = 256  # payload bytes kept per direction for service recognition
 PRUNE_EVERY_BATCHES = 8  # how often idle keys leave the live index (memory, not semantics)
 
 # Zeek's defaults (base/init-bare.zeek): tcp_inactivity_timeout = 5 min,
