@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
+from .epm import epm_ports
 from .flows import FlowResult, is_unicast_text
 from .roles import broadcast_answers, broadcast_flags, infer_roles, own_macs, vendor
 from .roles import default_is_local as _default_is_local
@@ -81,7 +82,9 @@ MIDSTREAM = frozenset({"port", "first_packet"})  # orig_evidence without a hands
 HEAD_COLUMNS = ("_orig_head", "_resp_head")  # flows' internal payload columns
 TFTP_PORT = 69  # RFC 1350
 MSRPC_PORT = 135  # endpoint mapper; dynamic ports follow (best effort)
-DYNAMIC_PORT_MIN = 1024  # MS-RPC dynamic range lower bound (older Windows: 1025-5000)
+# Windows' dynamic port range since Vista / Server 2008 (Microsoft KB 929851), the
+# fallback when the endpoint mapper's answer was not captured.
+DYNAMIC_PORTS = range(49152, 65536)
 
 
 # --- records -----------------------------------------------------------------------------
@@ -199,10 +202,11 @@ def classify(result: FlowResult, catalog: Catalog, site: Site | None) -> Classif
         dtype=object,
     )
     decisions = decide_all(flows, ctx)
+    mapped = _mapper_answers(flows)
     # the payload heads have served (services, payload kind): let them go before the
     # findings, hosts and Arrow tables are built
     flows = flows.drop(columns=[c for c in HEAD_COLUMNS if c in flows.columns])
-    decisions = follow_ons(flows, decisions)
+    decisions = follow_ons(flows, decisions, mapped)
     if site is not None:
         decisions = apply_allows(flows, decisions, site)
     flows = _with_decisions(flows, decisions)
@@ -700,13 +704,31 @@ def _doc(sig: Signature) -> str:
 # --- follow-on connections and allows ----------------------------------------------------
 
 
-def follow_ons(flows: pd.DataFrame, decisions: list[Decision]) -> list[Decision]:
-    """TFTP transfers take the verdict of their request; connections to MS-RPC dynamic
-    ports after a 135 exchange between the same hosts take the 135 verdict (best effort)."""
+def follow_ons(
+    flows: pd.DataFrame,
+    decisions: list[Decision],
+    mapped: Mapping[int, tuple[int, ...] | None] | None = None,
+) -> list[Decision]:
+    """TFTP transfers take the verdict of their request; MS-RPC follow-ons (the port the
+    endpoint mapper named, else best effort Windows' dynamic range) take the 135 verdict.
+    `mapped`: row of each tcp/135 flow -> the ports its ept_map answers named (None: no
+    answer captured), from _mapper_answers."""
     out = list(decisions)
     _tftp_transfers(flows, out)
-    _msrpc_dynamic(flows, out)
+    _msrpc_dynamic(flows, out, mapped or {})
     return out
+
+
+def _mapper_answers(flows: pd.DataFrame) -> dict[int, tuple[int, ...] | None]:
+    """epm.epm_ports of the responder head of every tcp/135 flow, by row."""
+    rows = np.flatnonzero(
+        (flows["proto"].to_numpy(dtype=object) == "tcp")
+        & (flows["resp_p"].to_numpy() == MSRPC_PORT)
+    )
+    if "_resp_head" not in flows.columns:
+        return {int(i): None for i in rows}
+    heads = flows["_resp_head"].to_numpy(dtype=object)
+    return {int(i): epm_ports(heads[i]) for i in rows}
 
 
 def _tftp_transfers(flows: pd.DataFrame, out: list[Decision]) -> None:
@@ -740,7 +762,12 @@ def _follow_on(request: Decision, uid: str, what: str, orig_h: str, resp_h: str)
     return replace(request, reason=prefix + render(request, orig_h, resp_h))
 
 
-def _msrpc_dynamic(flows: pd.DataFrame, out: list[Decision]) -> None:
+def _msrpc_dynamic(
+    flows: pd.DataFrame, out: list[Decision], mapped: Mapping[int, tuple[int, ...] | None]
+) -> None:
+    """A later TCP connection between the hosts of a 135 exchange takes its verdict when
+    it goes to a port the endpoint mapper named; when no answer of that pair was captured,
+    any port of Windows' dynamic range does, best effort."""
     proto = flows["proto"].to_numpy(dtype=object)
     resp_p = flows["resp_p"].to_numpy()
     tcp = proto == "tcp"
@@ -752,16 +779,33 @@ def _msrpc_dynamic(flows: pd.DataFrame, out: list[Decision]) -> None:
     uids = flows["uid"].to_numpy(dtype=object)
     ts = flows["ts"].to_numpy()
     mappers: dict[tuple[str, str], int] = {}
+    named: dict[tuple[str, str], set[int]] = {}
     for i in mapper_rows:
-        mappers.setdefault((orig_h[i], resp_h[i]), int(i))
-    for i in np.flatnonzero(tcp & (resp_p >= DYNAMIC_PORT_MIN)):
-        req = mappers.get((orig_h[i], resp_h[i]))
+        pair = (orig_h[i], resp_h[i])
+        mappers.setdefault(pair, int(i))
+        ports = mapped.get(int(i))
+        if ports is not None:
+            named.setdefault(pair, set()).update(ports)
+    for i in np.flatnonzero(tcp & (resp_p != MSRPC_PORT)):
+        pair = (orig_h[i], resp_h[i])
+        req = mappers.get(pair)
         if req is None or out[i].signature_id is not None or out[i].fits or ts[i] < ts[req]:
             continue
-        what = (
-            "best effort: MS-RPC dynamic port after the endpoint mapper "
-            f"{orig_h[req]} -> {resp_h[req]}:{MSRPC_PORT}"
-        )
+        port = int(resp_p[i])
+        if pair in named:
+            if port not in named[pair]:
+                continue
+            what = (
+                f"MS-RPC port {port} named by the endpoint mapper's answer "
+                f"{orig_h[req]} -> {resp_h[req]}:{MSRPC_PORT}"
+            )
+        elif port in DYNAMIC_PORTS:
+            what = (
+                "best effort: MS-RPC dynamic port after the endpoint mapper "
+                f"{orig_h[req]} -> {resp_h[req]}:{MSRPC_PORT}, whose answer was not captured"
+            )
+        else:
+            continue
         out[i] = _follow_on(out[req], uids[req], what, orig_h[req], resp_h[req])
 
 

@@ -144,6 +144,7 @@ def analyze(
         n = len(flow_result.flows)
         progress(Progress("classifying", stats.packets, streamed, stats.format, n))
     classified = classify(flow_result, catalog, site)
+    stats.skipped.update(classified.skipped)  # e.g. dns_malformed: counted, not lost
     del flow_result
     frames = {
         "flows": (classified.flows, schema.FLOWS),

@@ -37,6 +37,7 @@ DHCP_MAGIC = b"\x63\x82\x53\x63"  # RFC 2131 section 3: magic cookie at offset 2
 DHCP_PORTS = (67, 68)  # RFC 2131 server / client ports
 NTP_PACKET_LEN = 48  # RFC 5905 header without extensions
 NTP_MAX_LEN = 48 + 4 + 20  # header + key id + SHA-1 digest (RFC 5905 section 7.3)
+NETBIOS_NS_PORT = 137  # RFC 1002 section 4.2 (NetBIOS name service)
 MAX_CNAME_CHAIN = 16  # loop guard when following CNAMEs
 
 # Fallback when no payload was seen: IANA well-known ports of the recognised services.
@@ -51,6 +52,7 @@ PORT_SERVICES: dict[tuple[str, int], str] = {
     ("udp", 68): "dhcp",
     ("udp", 69): "tftp",
     ("udp", 123): "ntp",
+    ("udp", 137): "netbios-ns",  # RFC 1002 name service: DNS-like wire format, not DNS
     ("udp", 5353): "dns",  # mDNS uses the DNS message format (RFC 6762)
     ("udp", 5355): "dns",  # LLMNR uses the DNS message format (RFC 4795)
 }
@@ -132,6 +134,12 @@ def is_ntp_control(head: bytes | None) -> bool:
     return 1 <= version <= 4 and head[0] & 0x7 in (6, 7)
 
 
+def is_netbios_ns(head: bytes | None) -> bool:
+    """A NetBIOS name service packet (RFC 1002 section 4.2.1): the 12-byte DNS-style
+    header; its NBSTAT and name records need not parse as DNS."""
+    return head is not None and len(head) >= 12
+
+
 def is_dns(head: bytes | None) -> bool:
     """A DNS message: sane header counts and a question that parses to its end."""
     if head is None or len(head) < 17:
@@ -209,6 +217,8 @@ def recognise(
             return "dhcp"
         if resp_p == 123 and (is_ntp(orig_head) or is_ntp_control(orig_head) or is_ntp(resp_head)):
             return "ntp"
+        if resp_p == NETBIOS_NS_PORT and (is_netbios_ns(orig_head) or is_netbios_ns(resp_head)):
+            return "netbios-ns"  # RFC 1002 reuses the DNS header on udp/137; not DNS
         return _first_match(UDP_CHECKS, orig_head, resp_head)
     return None
 

@@ -593,3 +593,38 @@ def test_unicast_test_used_for_host_rows(ip: str, unicast: bool) -> None:
     from analyzer.flows import is_unicast_text
 
     assert is_unicast_text(ip) is unicast
+
+
+def _epm_answer(port: int) -> bytes:
+    from test_epm import bind_ack, response
+
+    return bind_ack() + response(port)
+
+
+def test_msrpc_follow_on_is_the_port_the_endpoint_mapper_named(catalog, site):
+    """Issue 12 / contract precise rules: only the port in the ept_map answer follows."""
+    rows = [
+        flow(orig_h=CLIENT, resp_h=SESCOMM, resp_p=135, _resp_head=_epm_answer(49671)),
+        flow(orig_h=CLIENT, resp_h=SESCOMM, resp_p=49671),
+        flow(orig_h=CLIENT, resp_h=SESCOMM, resp_p=49712),
+        flow(orig_h=CLIENT, resp_h=SESCOMM, resp_p=41802),
+    ]
+    out = run(rows, catalog, site).flows
+    assert list(out["verdict"]) == ["obsolete", "obsolete", "unexpected_port", "unexpected_port"]
+    assert out.at[1, "reason"].startswith(
+        f"MS-RPC port 49671 named by the endpoint mapper's answer {CLIENT} -> {SESCOMM}:135"
+    )
+    assert "best effort" not in out.at[1, "reason"]
+
+
+def test_msrpc_without_the_answer_falls_back_to_the_dynamic_range(catalog, site):
+    rows = [
+        flow(orig_h=CLIENT, resp_h=SESCOMM, resp_p=135),
+        flow(orig_h=CLIENT, resp_h=SESCOMM, resp_p=41802),  # below 49152: not RPC
+        flow(orig_h=CLIENT, resp_h=SESCOMM, resp_p=49152),
+    ]
+    out = run(rows, catalog, site).flows
+    assert list(out["verdict"]) == ["obsolete", "unexpected_port", "obsolete"]
+    assert out.at[2, "reason"].startswith(
+        f"best effort: MS-RPC dynamic port after the endpoint mapper {CLIENT} -> {SESCOMM}:135"
+    )

@@ -238,3 +238,18 @@ def test_dns_answer_addresses_match_tshark(rel, tshark):
     got = set(dns_answers(_dns_responses(path, frames))["answer"])
     assert got == truth
     assert len(truth) >= 1
+
+
+def _nbns_query(encoded_name: bytes) -> bytes:
+    """A NetBIOS name query (RFC 1002 section 4.2.12): id, flags 0x0110 (broadcast, rd),
+    one question of type NB (0x20), class IN."""
+    header = bytes.fromhex("8a2f 0110 0001 0000 0000 0000".replace(" ", ""))
+    return header + bytes([32]) + encoded_name + b"\x00" + bytes.fromhex("00200001")
+
+
+def test_netbios_name_service_is_not_dns() -> None:
+    # RFC 1002 first-level encoding of "WORKGROUP" padded to 16 bytes with spaces
+    name = b"".join(bytes([65 + (c >> 4), 65 + (c & 15)]) for c in b"WORKGROUP       ")
+    assert recognise("udp", 137, _nbns_query(name), None) == "netbios-ns"
+    assert recognise("udp", 137, None, None) == "netbios-ns"  # by port, no payload
+    assert recognise("udp", 53, _dns_query("cmi.ta.co.at"), None) == "dns"
