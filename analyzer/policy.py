@@ -368,7 +368,10 @@ def _allow_rules(site: Site, notes: list[str]) -> list[Rule]:
         rules.append(
             Rule(
                 ids=(allow.signature_id,),
-                notes=(f"{allow.signature_id}: {allow.reason}", f"  source: {Path(site.path).name}"),
+                notes=(
+                    f"{allow.signature_id}: {allow.reason}",
+                    f"  source: {Path(site.path).name}",
+                ),
                 document=Path(site.path).name,
                 version=allow.orig.version,
                 proto=allow.proto,
