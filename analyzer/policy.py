@@ -43,7 +43,7 @@ from . import __version__
 from .classify import site_catalog
 from .errors import UsageError
 from .schema import ROLES
-from .signatures import NOT_A_SERVICE, Catalog, Signature
+from .signatures import NOT_A_SERVICE, Catalog, Signature, port_ranges
 from .site import LINK_LOCAL_NETWORKS, IPNetwork, Site, SiteHost
 
 TABLE = "pcapclass"
@@ -587,17 +587,9 @@ def load_seen(path: str | Path) -> Seen:
 
 
 def _ports(ports: frozenset[int]) -> str:
-    ordered = sorted(ports)
-    parts: list[str] = []
-    start = prev = ordered[0]
-    for port in [*ordered[1:], None]:
-        if port is not None and port == prev + 1:
-            prev = port
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if port is not None:
-            start = prev = port
+    parts = port_ranges(ports)
     return parts[0] if len(parts) == 1 and "-" not in parts[0] else "{ " + ", ".join(parts) + " }"
+
 
 
 def _addr_match(side: Side, direction: str, version: int) -> list[str]:

@@ -620,11 +620,11 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
 # --- human-readable views (`pcapclass signatures list | show`) -------------------------------
 
 
-def _compact(ports: Sequence[int] | frozenset[int]) -> str:
-    """[12003, 12004, 12005, 12100] -> "12003-12005,12100"."""
+def port_ranges(ports: Sequence[int] | frozenset[int]) -> list[str]:
+    """[12003, 12004, 12005, 12100] -> ["12003-12005", "12100"] (runs of ports as ranges)."""
     ordered = sorted(ports)
     if not ordered:
-        return "-"
+        return []
     parts: list[str] = []
     start = prev = ordered[0]
     for port in [*ordered[1:], None]:
@@ -634,7 +634,12 @@ def _compact(ports: Sequence[int] | frozenset[int]) -> str:
         parts.append(str(start) if start == prev else f"{start}-{prev}")
         if port is not None:
             start = prev = port
-    return ",".join(parts)
+    return parts
+
+
+def _compact(ports: Sequence[int] | frozenset[int]) -> str:
+    """[12003, 12004, 12005, 12100] -> "12003-12005,12100"."""
+    return ",".join(port_ranges(ports)) or "-"
 
 
 def _roles_text(roles: frozenset[str]) -> str:
