@@ -196,6 +196,31 @@ def _write_temp(outdir: Path, final_name: str, table: pa.Table) -> Path:
     return tmp
 
 
+def write_file_atomic(final: Path, data: bytes) -> Path:
+    """One file (a report, a log) written as the tables are: a temporary name in the same
+    folder (`.<name>.<pid>.<random>.tmp`, mode 0666 minus the umask), fsync, rename.
+    A folder that cannot be written is InputError naming it and the fix."""
+    folder = final.parent
+    tmp = folder / f".{final.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        raise InputError(folder_error(folder, exc, f"cannot write {final.name}")) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except OSError as exc:
+        raise InputError(folder_error(folder, exc, f"cannot write {final.name}")) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    _fsync_dir(folder)
+    return final
+
+
 def _fsync_dir(outdir: Path) -> None:
     """Make the renames durable (a power cut after the run keeps the new names)."""
     with contextlib.suppress(OSError):

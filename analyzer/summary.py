@@ -148,20 +148,24 @@ def skipped_groups(skipped: Mapping[str, int]) -> tuple[dict[str, int], dict[str
     return order(not_ip), order(damaged)
 
 
+def finding_order(r: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Sort key of a findings row: most severe first, then most flows, then by hosts and
+    port (the terminal summary and the HTML report list findings in this order)."""
+    return (
+        -schema.SEVERITY_RANK[r["severity"]],
+        -(r["flows"] or 0),
+        r["verdict"],
+        r["orig_h"] or "",
+        r["resp_h"] or "",
+        r["proto"] or "",
+        r["resp_p"] if r["resp_p"] is not None else -1,
+    )
+
+
 def sorted_findings(result: Result) -> list[dict[str, Any]]:
     """Findings rows, most severe first, then most flows, then by hosts and port."""
     rows = result.findings.to_pylist()
-    rows.sort(
-        key=lambda r: (
-            -schema.SEVERITY_RANK[r["severity"]],
-            -(r["flows"] or 0),
-            r["verdict"],
-            r["orig_h"] or "",
-            r["resp_h"] or "",
-            r["proto"] or "",
-            r["resp_p"] if r["resp_p"] is not None else -1,
-        )
-    )
+    rows.sort(key=finding_order)
     return rows
 
 
