@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 PROG = "pcapclass"
 DEFAULT_BASE = Path("pcapclass-out")  # contract: ./pcapclass-out/<capture name>/
+REPORT_LIMIT = 50  # findings rows in the HTML report (analyzer.report.DEFAULT_LIMIT)
 EXIT_CODES_HELP = """\b
 Exit codes:
   0    done, no finding at or above --fail-on
@@ -245,6 +246,12 @@ def _targets(captures: Sequence[str], outdir: Path | None) -> list[Path]:
     is_flag=True,
     help="also write conn.log and pcapclass_findings.log (Zeek TSV) into the output directory",
 )
+@click.option(
+    "--report",
+    "with_report",
+    is_flag=True,
+    help="also write report.html (one self-contained HTML page) into the output directory",
+)
 def analyze_cmd(
     captures: tuple[str, ...],
     outdir: Path | None,
@@ -253,6 +260,7 @@ def analyze_cmd(
     limit: int,
     as_json: bool,
     zeek_logs: bool = False,
+    with_report: bool = False,
 ) -> None:
     """Analyze captures (pcap, pcapng, optionally .gz; - for stdin).
 
@@ -278,6 +286,7 @@ def analyze_cmd(
 
             site_obj = load_site(site, catalog=catalog)
     not_read: list[str] = []
+    reports: dict[str, Path] = {}  # --report: capture as typed -> report.html
     with _translate_errors(), _Interrupts() as interrupts:
         for capture, target in zip(captures, targets, strict=True):
             if interrupts.stop():
@@ -310,6 +319,12 @@ def analyze_cmd(
             paths.append(capture)
             if zeek_logs and result.outputs:
                 _add_zeek_logs(result, site_obj)
+            if with_report and result.outputs:
+                try:
+                    reports[capture] = _add_report(result, site_obj)
+                except PcapclassError as exc:
+                    failures.append(summary.Failure(capture, str(exc), exc.exit_code))
+                    _print_error(str(exc))
             for warning in result.capture.warnings:
                 _warn(warning)
         code = summary.run_exit_code(
@@ -317,10 +332,16 @@ def analyze_cmd(
         )
         if as_json:
             obj = summary.as_json(results, code, failures, paths=paths, not_read=not_read)
+            if with_report:
+                obj["reports"] = {path: str(p) for path, p in reports.items()}
             _print(json.dumps(obj, indent=2, default=str))
         else:
             width = _terminal_width()
-            parts = [summary.summary(r, limit=limit, width=width) for r in results]
+            parts = [
+                summary.summary(r, limit=limit, width=width)
+                + (f"\nreport: {_line(str(reports[p]))}" if p in reports else "")
+                for r, p in zip(results, paths, strict=True)
+            ]
             if len(captures) > 1 and (failures or not_read):
                 parts.append(summary.failures_summary(failures, not_read))
             if parts:
@@ -371,6 +392,41 @@ def _add_zeek_logs(result: Result, site: Site | None) -> None:
     from .zeeklog import write_zeek_logs
 
     write_zeek_logs(result, result.outputs["flows"].parent, site=site)
+
+
+def _add_report(result: Result, site: Site | None) -> Path:
+    """--report: report.html beside the Parquet files."""
+    from .report import write_report
+
+    folder = result.outputs["flows"].parent
+    return write_report(folder, folder / "report.html", site_name=site.name if site else None)
+
+
+@main.command("report")
+@click.argument("source", metavar="OUTDIR_OR_DATASET", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    help="the HTML file to write (default OUTDIR_OR_DATASET/report.html)",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=REPORT_LIMIT,
+    show_default=True,
+    help="findings and new-pair rows shown (most severe first); the page says how many more",
+)
+def report_cmd(source: Path, out: Path | None, limit: int) -> None:
+    """Write one self-contained HTML report (no script, no network) of a capture's
+    output folder or a batch dataset: C.M.I. headline, findings, plots, capture health,
+    signature coverage, and for a dataset what is new since last night."""
+    with _translate_errors():
+        from .report import write_report
+
+        path = write_report(source, out, limit=limit)
+    click.echo(f"report: {_line(str(path))}")
 
 
 @main.group("signatures")
