@@ -435,6 +435,9 @@ def signatures_validate(path: Path | None) -> None:
 @click.option("--status", "status_of", type=click.Path(path_type=Path), metavar="DATASET",
               help="print the manifest of DATASET (one row per capture) and exit")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
+@click.option("--zeek-logs", is_flag=True,
+              help="also write each capture's conn.log and pcapclass_findings.log (Zeek TSV) "
+              "under DATASET/zeek/")
 def batch_cmd(
     inputs: tuple[Path, ...],
     out: Path | None,
@@ -447,6 +450,7 @@ def batch_cmd(
     fail_on: str,
     status_of: Path | None,
     as_json: bool,
+    zeek_logs: bool = False,
 ) -> None:
     """Analyse every capture under the INPUTs (files or directories) into one
     Hive-partitioned dataset, resuming where the last run stopped.
@@ -464,7 +468,7 @@ def batch_cmd(
             result = batch.run(
                 inputs, out, site=site, workers=workers, scheduler=scheduler,
                 since=since.date() if since else None, reprocess=reprocess,
-                settle_s=settle_s, fail_on=fail_on,
+                settle_s=settle_s, fail_on=fail_on, zeek_logs=zeek_logs,
             )
         except KeyboardInterrupt:
             _fail("interrupted; finished captures are recorded, the next run does the rest", 130)
