@@ -105,6 +105,8 @@ def test_stdin_with_out_and_json(tmp_path: Path) -> None:
         "interrupted",
         "exit_code",
     }
+    health = obj["captures"][0].pop("health")  # the contract: `health` per capture
+    assert (health["packets"], health["skipped_total"], health["warnings"]) == (0, 0, [])
     assert obj["captures"] == [
         {
             "path": "-",
