@@ -54,6 +54,7 @@ def run_measured(capture: Path, out: Path) -> tuple[int, float, str]:
     )
     head, _, stderr = done.stdout.partition("\n")
     code, kib = head.split()
+    print(f"{capture.name}: exit {code}, peak RSS {int(kib) / 1024:.0f} MiB")  # shown with -s
     return int(code), int(kib) / 1024, stderr
 
 
