@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import InputError
+from .output import open_temp
 from .site import Site, default_networks, is_local
 
 SEPARATOR = "\t"  # Zeek LogAscii::separator
@@ -379,9 +379,8 @@ def write_text_atomic(final: Path, text: str) -> Path:
     """Write a text file through a temporary name and a rename (never half-written).
     The file gets 0666 minus the umask, as the Parquet outputs do (mkstemp's 0600 would
     survive the rename and lock out a notebook user of the same group)."""
-    tmp = final.parent / f".{final.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        tmp, fd = open_temp(final)
     except OSError as exc:
         raise InputError(f"{final}: cannot write ({exc.strerror}); check the folder") from exc
     try:

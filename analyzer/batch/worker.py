@@ -89,10 +89,16 @@ def _process(task: Task, start: float) -> Outcome:
     parts: list[str] = []
     if date is not None:
         meta = metadata(RunInfo(stats, catalog.sha256, site.sha256 if site else None))
+        logs = log_texts(result.flows, result.findings, site=site) if task.zeek_logs else None
         parts = partition.write_partitions(
-            Path(task.dataset), tables, meta, site=site_name, date=date, sha256=stats.sha256,
-            logs=log_texts(result.flows, result.findings, site=site) if task.zeek_logs else None,
-        )  # fmt: skip
+            Path(task.dataset),
+            tables,
+            meta,
+            site=site_name,
+            date=date,
+            sha256=stats.sha256,
+            logs=logs,
+        )
     warnings = list(stats.warnings)
     if date is None:
         warnings.append("no packet made a connection or host row; nothing written")
@@ -113,5 +119,3 @@ def _process(task: Task, start: float) -> Outcome:
         catalog_sha256=catalog.sha256,
         site_sha256=site.sha256 if site is not None else "",
     )
-
-
