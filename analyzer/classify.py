@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ from .roles import broadcast_answers, broadcast_flags, infer_roles, own_macs, ve
 from .roles import default_is_local as _default_is_local
 from .schema import ROLE_SYSTEM, SEVERITY_RANK, VERDICT_PRECEDENCE, VERDICT_SEVERITY
 from .services import dns_answers, is_http_request, recognise_all
-from .signatures import Catalog, Signature
+from .signatures import Catalog, Signature, port_ranges
 from .site import Site
 
 STATUS_VERDICT: dict[str, str] = {  # signature status -> verdict (contract table)
@@ -149,6 +149,9 @@ class Context:
     resolved: Mapping[str, frozenset[str]]  # DNS name -> addresses in this capture
     names: Mapping[str, frozenset[str]]  # address -> DNS names that resolved to it
     cmi_local: tuple[Signature, ...]  # documented services of a C.M.I. towards it
+    # declared role -> common signatures it may use (catalog [[infrastructure]])
+    infrastructure: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    role_docs: Mapping[str, str] = field(default_factory=dict)  # role -> what is documented
 
     def roles_of(self, ip: str) -> frozenset[str]:
         return self.roles.get(ip, frozenset())
@@ -271,6 +274,8 @@ def _context(
         resolved={k: frozenset(v) for k, v in resolved.items()},
         names={k: frozenset(v) for k, v in names.items()},
         cmi_local=cmi_local,
+        infrastructure=catalog.infrastructure_map(),
+        role_docs=role_documents(catalog),
     )
 
 
@@ -507,7 +512,9 @@ def _signature_decision(
     ctx: Context, f: FlowView, ro: frozenset[str], rr: frozenset[str]
 ) -> Decision | None:
     sigs, note = _by_payload(_candidates(ctx, f, ro, rr), f.payload)
-    fitting = [s for s in sigs if _fits(s, ro, rr)]
+    fitting = [
+        s for s in sigs if _fits(s, ro, rr) and _may_use(ctx, s, ro) and _may_use(ctx, s, rr)
+    ]
     in_scope = [s for s in fitting if _scope_ok(ctx, s, f)]
     if in_scope:
         best = max(in_scope, key=lambda s: _sig_rank(s, in_scope))
@@ -646,25 +653,73 @@ def _cmi_local_service(ctx: Context, f: FlowView) -> Signature | None:
 def _unexpected(ctx: Context, f: FlowView, ro: frozenset[str], rr: frozenset[str]) -> Decision:
     sigs = ctx.signatures.get((f.proto, f.port_key), ())
     side_ip, roles = (f.orig_h, ro) if ro else (f.resp_h, rr)
-    if ro and rr and _documented_for(sigs, ro, opener=True):
+    if ro and rr and _documented_for(ctx, sigs, ro, opener=True):
         side_ip, roles = f.resp_h, rr
     role = ctx.primary.get(side_ip) or sorted(roles)[0]
     system = ROLE_SYSTEM[role]
-    reason = (
-        f"{f.kind} from {_who(ctx, f.orig_h)} to {_who(ctx, f.resp_h)}{_port(f)}: no "
-        f"signature documents {_port_name(f)} for {side_ip} as {role}"
-    )
+    head = f"{f.kind} from {_who(ctx, f.orig_h)} to {_who(ctx, f.resp_h)}{_port(f)}"
+    infra = [s for s in sigs if s.system == "common" and not _may_use(ctx, s, roles)]
+    if infra:
+        reason = (
+            f"{head}: {infra[0].name} ({infra[0].id}) is common infrastructure the catalog "
+            f"does not document for {role}; {side_ip} as {role} uses only what its "
+            f"documents list: {ctx.role_docs.get(role, 'nothing')}"
+        )
+    else:
+        reason = f"{head}: no signature documents {_port_name(f)} for {side_ip} as {role}"
     return Decision("unexpected_port", "medium", system, None, reason)
 
 
-def _documented_for(sigs: Iterable[Signature], roles: frozenset[str], *, opener: bool) -> bool:
+def _documented_for(
+    ctx: Context, sigs: Iterable[Signature], roles: frozenset[str], *, opener: bool
+) -> bool:
     for sig in sigs:
+        if sig.system == "common":
+            if _may_use(ctx, sig, roles):
+                return True
+            continue
         side = sig.orig_roles if opener else sig.resp_roles
         if sig.direction == "either":
             side = sig.orig_roles | sig.resp_roles
         if not side or side & roles:
             return True
     return False
+
+
+def _may_use(ctx: Context, sig: Signature, roles: frozenset[str]) -> bool:
+    """Per-role common infrastructure (catalog [[infrastructure]]): a host with a role may
+    use a common signature, either side, only where one of its roles' entries lists it;
+    a host without a role, or with a role no entry declares, may use every one."""
+    if sig.system != "common" or not roles:
+        return True
+    declared = ctx.infrastructure
+    return any(role not in declared or sig.id in declared[role] for role in roles)
+
+
+def role_documents(catalog: Catalog) -> dict[str, str]:
+    """Role -> what the documents list for it, for reasons: "tcp 41796; udp 41797, 41798;
+    ICMP echo request (Netzwerkverbindungen und verwendete Ports)"."""
+    out: dict[str, str] = {}
+    for role in ROLE_LABEL:
+        sigs = catalog.documented_for(role)
+        if not sigs:
+            continue
+        by_transport: dict[str, set[int]] = {}
+        for sig in sigs:
+            by_transport.setdefault(sig.transport, set()).update(sig.ports)
+        parts = []
+        for transport in ("tcp", "udp", "icmp", "icmp6"):
+            ports = by_transport.get(transport)
+            if not ports:
+                continue
+            if transport in ICMP_TRANSPORTS:
+                names = [ICMP_NAMES.get((transport, t), f"type {t}") for t in sorted(ports)]
+                parts.append(f"{transport.upper()} {', '.join(names)}")
+            else:
+                parts.append(f"{transport} {', '.join(port_ranges(sorted(ports)))}")
+        titles = sorted({_doc(sig) for sig in sigs})
+        out[role] = f"{'; '.join(parts)} ({', '.join(titles)})"
+    return out
 
 
 def _unmonitored(ctx: Context, f: FlowView) -> Decision:
