@@ -38,7 +38,7 @@ from .roles import broadcast_answers, broadcast_flags, infer_roles, own_macs, ve
 from .roles import default_is_local as _default_is_local
 from .schema import ROLE_SYSTEM, SEVERITY_RANK, VERDICT_PRECEDENCE, VERDICT_SEVERITY
 from .services import dns_answers, is_http_request, recognise_all
-from .signatures import Catalog, Signature, port_ranges
+from .signatures import NOT_A_SERVICE, Catalog, Signature, port_ranges
 from .site import Site
 
 STATUS_VERDICT: dict[str, str] = {  # signature status -> verdict (contract table)
@@ -151,6 +151,7 @@ class Context:
     cmi_local: tuple[Signature, ...]  # documented services of a C.M.I. towards it
     # declared role -> common signatures it may use (catalog [[infrastructure]])
     infrastructure: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    any_host: frozenset[str] = frozenset(ROLE_SYSTEM)  # roles an "any host" side includes
     role_docs: Mapping[str, str] = field(default_factory=dict)  # role -> what is documented
 
     def roles_of(self, ip: str) -> frozenset[str]:
@@ -275,6 +276,7 @@ def _context(
         names={k: frozenset(v) for k, v in names.items()},
         cmi_local=cmi_local,
         infrastructure=catalog.infrastructure_map(),
+        any_host=catalog.any_host_roles(),
         role_docs=role_documents(catalog),
     )
 
@@ -480,14 +482,27 @@ def _by_payload(sigs: list[Signature], payload: str | None) -> tuple[list[Signat
     return kept, f"; the originator's first bytes are {said}"
 
 
-def _side_ok(have: frozenset[str], want: frozenset[str]) -> bool:
-    return not want or not have or bool(have & want)
+def _side_ok(ctx: Context, sig: Signature, have: frozenset[str], want: frozenset[str]) -> bool:
+    """A host with roles `have` on a side documented for `want` (empty: "any host"). Any
+    host is not a device whose documents list its own ports only (catalog
+    [[infrastructure]] any_host = false: ISENet, com server, C.M.I.) unless the signature
+    names its role on the other side (CoE: C.M.I. <-> any CoE device, a C.M.I. too), nor
+    on a range that documents no service (reserved, placeholder: whoever uses it)."""
+    if not have:
+        return True  # unknown = compatible
+    if want:
+        return bool(have & want)
+    if sig.status in NOT_A_SERVICE or have & ctx.any_host:
+        return True
+    return bool(have & (sig.orig_roles | sig.resp_roles))
 
 
-def _fits(sig: Signature, ro: frozenset[str], rr: frozenset[str]) -> bool:
-    forward = _side_ok(ro, sig.orig_roles) and _side_ok(rr, sig.resp_roles)
+def _fits(ctx: Context, sig: Signature, ro: frozenset[str], rr: frozenset[str]) -> bool:
+    forward = _side_ok(ctx, sig, ro, sig.orig_roles) and _side_ok(ctx, sig, rr, sig.resp_roles)
     if sig.direction == "either":
-        return forward or (_side_ok(rr, sig.orig_roles) and _side_ok(ro, sig.resp_roles))
+        return forward or (
+            _side_ok(ctx, sig, rr, sig.orig_roles) and _side_ok(ctx, sig, ro, sig.resp_roles)
+        )
     return forward
 
 
@@ -513,7 +528,7 @@ def _signature_decision(
 ) -> Decision | None:
     sigs, note = _by_payload(_candidates(ctx, f, ro, rr), f.payload)
     fitting = [
-        s for s in sigs if _fits(s, ro, rr) and _may_use(ctx, s, ro) and _may_use(ctx, s, rr)
+        s for s in sigs if _fits(ctx, s, ro, rr) and _may_use(ctx, s, ro) and _may_use(ctx, s, rr)
     ]
     in_scope = [s for s in fitting if _scope_ok(ctx, s, f)]
     if in_scope:
@@ -659,11 +674,19 @@ def _unexpected(ctx: Context, f: FlowView, ro: frozenset[str], rr: frozenset[str
     system = ROLE_SYSTEM[role]
     head = f"{f.kind} from {_who(ctx, f.orig_h)} to {_who(ctx, f.resp_h)}{_port(f)}"
     infra = [s for s in sigs if s.system == "common" and not _may_use(ctx, s, roles)]
+    everyone = replace(ctx, any_host=frozenset(ROLE_SYSTEM))
+    shut = [s for s in sigs if s.system != "common" and _fits(everyone, s, ro, rr)]
+    listed = f"{side_ip} as {role} uses only what its documents list: "
+    listed += ctx.role_docs.get(role, "nothing")
     if infra:
         reason = (
             f"{head}: {infra[0].name} ({infra[0].id}) is common infrastructure the catalog "
-            f"does not document for {role}; {side_ip} as {role} uses only what its "
-            f"documents list: {ctx.role_docs.get(role, 'nothing')}"
+            f"does not document for {role}; {listed}"
+        )
+    elif shut and role not in ctx.any_host:
+        reason = (
+            f"{head}: {shut[0].name} ({shut[0].id}) leaves this side open to any host, "
+            f"which is no {role}: a device whose documents list its own ports; {listed}"
         )
     else:
         reason = f"{head}: no signature documents {_port_name(f)} for {side_ip} as {role}"
@@ -681,7 +704,7 @@ def _documented_for(
         side = sig.orig_roles if opener else sig.resp_roles
         if sig.direction == "either":
             side = sig.orig_roles | sig.resp_roles
-        if not side or side & roles:
+        if side & roles or not side and _side_ok(ctx, sig, roles, side):
             return True
     return False
 

@@ -17,8 +17,10 @@ signature between the site's hosts holding its roles:
   hosts, and the site's `[[allow]]` entries;
 - the catalog's `common` signatures (DNS, NTP, DHCP, ...) only for the roles whose
   `[[infrastructure]]` entry lists them (`infrastructure_roles`, the same catalog data
-  classify reads); an open side of such a rule excludes the hosts whose roles may not
-  use it (the ISENets, com servers and C.M.I.s);
+  classify reads); an open side ("any host") never includes a device whose documents
+  list its own ports (ISENet, com server, C.M.I.: `any_host = false`) unless the
+  signature names its role, nor, for a common signature, a role that may not use it
+  (`barred_roles`);
 - `rare` and `obsolete` signatures are written commented out, to enable by hand;
   reserved and placeholder ranges document no service and get no rule;
 - the site's port overrides (through `classify.site_catalog`) and `[[allow]]` entries.
@@ -64,11 +66,14 @@ def infrastructure_roles(catalog: Catalog, sig: Signature) -> frozenset[str]:
 
 
 def barred_roles(catalog: Catalog, sig: Signature) -> frozenset[str]:
-    """The roles that may not be at an open side ("any host") of `sig`'s rules: for a
-    common signature, every role that may not use it; else none."""
-    if sig.system != "common":
-        return frozenset()
-    return frozenset(ROLES) - infrastructure_roles(catalog, sig)
+    """The roles that may not be at an open side ("any host") of `sig`'s rules, as
+    classify reads the catalog: devices whose documents list their own ports
+    ([[infrastructure]] any_host = false) unless `sig` names their role, and for a common
+    signature every role whose entry does not list it."""
+    barred = frozenset(ROLES) - catalog.any_host_roles() - sig.orig_roles - sig.resp_roles
+    if sig.system == "common":
+        barred |= frozenset(ROLES) - infrastructure_roles(catalog, sig)
+    return barred
 
 
 # --- one side of a rule ---------------------------------------------------------------------

@@ -8,7 +8,9 @@ towards a host holding one of `resp_roles`, is documented traffic of `system`.
 An Infrastructure entry (`[[infrastructure]]` table) says which `common` signatures
 (DNS, NTP, DHCP, ...: "any host") a host holding one of its `roles` may use, either side;
 a role with an entry uses no other common signature (contract "Common infrastructure per
-role"). A catalog with any such entry declares every role exactly once.
+role"). With `any_host = false` (devices whose documents list their own ports: ISENet,
+com server, C.M.I.) a signature side documented as "any host" does not include them.
+A catalog with any such entry declares every role exactly once.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Infrastructure:
     group: str  # name of the role group, e.g. "pc" (also the policy's set name)
     roles: frozenset[str]  # the roles this entry declares
     signatures: tuple[str, ...]  # ids of the common signatures they may use, file order
+    any_host: bool  # false: a device whose documents list its ports; no "any host" side
     note: str  # why: what the documents say about these devices
     file: str
     line: int  # line of the [[infrastructure]] header
@@ -183,6 +186,7 @@ class _InfraModel(BaseModel):
     group: str
     roles: list[Literal[ROLES]]  # type: ignore[valid-type]
     signatures: list[str]
+    any_host: bool
     note: str
 
     @field_validator("roles")
@@ -517,6 +521,7 @@ def _parse_infrastructure(raw: Any, text: _Text, index: int) -> Infrastructure:
         group=entry.group,
         roles=frozenset(entry.roles),
         signatures=tuple(entry.signatures),
+        any_host=entry.any_host,
         note=entry.note,
         file=text.name,
         line=text.entry_line(index),
@@ -680,6 +685,14 @@ class Catalog:
             role: frozenset(entry.signatures)
             for entry in self.infrastructure
             for role in entry.roles
+        }
+
+    def any_host_roles(self) -> frozenset[str]:
+        """The roles a signature side documented as "any host" (no roles) includes: every
+        role but those of entries with any_host = false (devices whose documents list
+        their own ports only)."""
+        return frozenset(ROLES) - {
+            role for entry in self.infrastructure if not entry.any_host for role in entry.roles
         }
 
     def infrastructure_roles(self, signature_id: str) -> frozenset[str]:

@@ -695,6 +695,7 @@ source = { document = "d", section = "s", wording = "w" }
 group = "all"
 roles = ALL_ROLES
 signatures = ["common.x"]
+any_host = true
 note = "n"
 """
 ALL_ROLES = (
@@ -731,7 +732,7 @@ INFRA_ERRORS = {
         INFRA_COMMON.replace('signatures = ["common.x"]', 'signatures = ["common.x", "cmi.x"]')
         + "\n"
         + ENTRY,
-        "common.toml:17: infrastructure all: cmi.x is a cmi signature (common.toml:23), not "
+        "common.toml:17: infrastructure all: cmi.x is a cmi signature (common.toml:24), not "
         "common infrastructure; list only signatures of system common",
     ),
     "unknown role": (
@@ -742,8 +743,8 @@ INFRA_ERRORS = {
     ),
     "role declared twice": (
         INFRA_COMMON + '\n[[infrastructure]]\ngroup = "dev"\nroles = ["isenet"]\n'
-        'signatures = []\nnote = "n"\n',
-        "common.toml:23: infrastructure dev: role 'isenet' is already declared by group all "
+        'signatures = []\nany_host = false\nnote = "n"\n',
+        "common.toml:24: infrastructure dev: role 'isenet' is already declared by group all "
         "(common.toml:17); declare each role once",
     ),
     "a role not declared": (
@@ -753,12 +754,12 @@ INFRA_ERRORS = {
     ),
     "unknown key": (
         INFRA_COMMON.replace('note = "n"', 'note = "n"\nports = [53]'),
-        "common.toml:17: infrastructure all: unknown key 'ports' (line 22); allowed keys: "
-        "group, roles, signatures, note",
+        "common.toml:17: infrastructure all: unknown key 'ports' (line 23); allowed keys: "
+        "group, roles, signatures, any_host, note",
     ),
     "empty note": (
         INFRA_COMMON.replace('note = "n"', 'note = " "'),
-        "common.toml:17: infrastructure all: note (line 21): must not be empty; say what the "
+        "common.toml:17: infrastructure all: note (line 22): must not be empty; say what the "
         "documents list for these roles",
     ),
     "missing signatures": (
@@ -772,8 +773,8 @@ INFRA_ERRORS = {
     "duplicate group": (
         INFRA_COMMON.replace(ALL_ROLES, '["cmi"]')
         + '\n[[infrastructure]]\ngroup = "all"\nroles = ["isenet"]\nsignatures = []\n'
-        'note = "n"\n',
-        "common.toml:23: infrastructure all: duplicate group, first defined at "
+        'any_host = false\nnote = "n"\n',
+        "common.toml:24: infrastructure all: duplicate group, first defined at "
         "common.toml:17; give one of them another name",
     ),
 }
