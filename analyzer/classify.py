@@ -34,6 +34,7 @@ import pandas as pd
 from . import schema
 from .epm import epm_ports
 from .flows import FlowResult, is_unicast_text
+from .health import is_one_way_mirror, tcp_direction_counts
 from .roles import broadcast_answers, broadcast_flags, infer_roles, own_macs, vendor
 from .roles import default_is_local as _default_is_local
 from .schema import ROLE_SYSTEM, SEVERITY_RANK, VERDICT_PRECEDENCE, VERDICT_SEVERITY
@@ -211,6 +212,7 @@ def classify(result: FlowResult, catalog: Catalog, site: Site | None) -> Classif
     # findings, hosts and Arrow tables are built
     flows = flows.drop(columns=[c for c in HEAD_COLUMNS if c in flows.columns])
     decisions = follow_ons(flows, decisions, mapped)
+    decisions = note_one_sided(flows, decisions)
     if site is not None:
         decisions = apply_allows(flows, decisions, site)
     flows = _with_decisions(flows, decisions)
@@ -885,6 +887,25 @@ def _msrpc_dynamic(
         else:
             continue
         out[i] = _follow_on(out[req], uids[req], what, orig_h[req], resp_h[req])
+
+
+ONE_SIDED = " (one-sided capture: direction not verified)"
+
+
+def note_one_sided(flows: pd.DataFrame, decisions: list[Decision]) -> list[Decision]:
+    """In a capture health.py calls a one-way mirror (most TCP connections with data seen
+    one way only), a wrong_direction verdict of a flow whose packets all went one way
+    rests on one-sided evidence: its reason says so (orig_evidence is left as it was)."""
+    if not any(d.verdict == "wrong_direction" for d in decisions):
+        return decisions
+    if not is_one_way_mirror(*tcp_direction_counts(flows)):
+        return decisions
+    one_sided = (flows["orig_pkts"].to_numpy() == 0) | (flows["resp_pkts"].to_numpy() == 0)
+    out = list(decisions)
+    for i in np.flatnonzero(one_sided).tolist():
+        if out[i].verdict == "wrong_direction":
+            out[i] = replace(out[i], reason=out[i].reason + ONE_SIDED)
+    return out
 
 
 def apply_allows(flows: pd.DataFrame, decisions: list[Decision], site: Site) -> list[Decision]:
