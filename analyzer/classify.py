@@ -11,14 +11,17 @@ by schema.VERDICT_PRECEDENCE:
      by originator port and payload (12079 http / not_http); a generic-port signature
      only where an endpoint holds a role of its system. A signature fits when the
      originator/responder roles are compatible (unknown = compatible): status verdict.
-     Opened by the side that should only accept it: wrong_direction.
+     Opened by the side that should only accept it: wrong_direction. A common signature
+     fits only where each endpoint's role may use it, and a side documented as "any
+     host" is no device whose documents list its own ports (catalog [[infrastructure]]).
   2. anything opened towards a C.M.I. other than its documented local services from a
      local host: inbound_to_cmi (critical from outside the local networks).
   3. a host with a role using a port no signature documents for it: unexpected_port.
   4. otherwise unmonitored (system "common" for recognised infrastructure).
 Mid-stream TCP connections and answers to broadcasts are also tried the other way round;
 follow-on connections (TFTP transfers, MS-RPC dynamic ports) take their request's verdict;
-site allows turn findings into expected last.
+in a one-way capture a wrong_direction on one-sided evidence says so; site allows turn
+findings into expected last.
 """
 
 from __future__ import annotations
