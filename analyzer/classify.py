@@ -11,21 +11,24 @@ by schema.VERDICT_PRECEDENCE:
      by originator port and payload (12079 http / not_http); a generic-port signature
      only where an endpoint holds a role of its system. A signature fits when the
      originator/responder roles are compatible (unknown = compatible): status verdict.
-     Opened by the side that should only accept it: wrong_direction.
+     Opened by the side that should only accept it: wrong_direction. A common signature
+     fits only where each endpoint's role may use it, and a side documented as "any
+     host" is no device whose documents list its own ports (catalog [[infrastructure]]).
   2. anything opened towards a C.M.I. other than its documented local services from a
      local host: inbound_to_cmi (critical from outside the local networks).
   3. a host with a role using a port no signature documents for it: unexpected_port.
   4. otherwise unmonitored (system "common" for recognised infrastructure).
 Mid-stream TCP connections and answers to broadcasts are also tried the other way round;
 follow-on connections (TFTP transfers, MS-RPC dynamic ports) take their request's verdict;
-site allows turn findings into expected last.
+in a one-way capture a wrong_direction on one-sided evidence says so; site allows turn
+findings into expected last.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,11 +37,12 @@ import pandas as pd
 from . import schema
 from .epm import epm_ports
 from .flows import FlowResult, is_unicast_text
+from .health import is_one_way_mirror, tcp_direction_counts
 from .roles import broadcast_answers, broadcast_flags, infer_roles, own_macs, vendor
 from .roles import default_is_local as _default_is_local
 from .schema import ROLE_SYSTEM, SEVERITY_RANK, VERDICT_PRECEDENCE, VERDICT_SEVERITY
 from .services import dns_answers, is_http_request, recognise_all
-from .signatures import Catalog, Signature
+from .signatures import NOT_A_SERVICE, Catalog, Signature, port_ranges
 from .site import Site
 
 STATUS_VERDICT: dict[str, str] = {  # signature status -> verdict (contract table)
@@ -149,6 +153,10 @@ class Context:
     resolved: Mapping[str, frozenset[str]]  # DNS name -> addresses in this capture
     names: Mapping[str, frozenset[str]]  # address -> DNS names that resolved to it
     cmi_local: tuple[Signature, ...]  # documented services of a C.M.I. towards it
+    # declared role -> common signatures it may use (catalog [[infrastructure]])
+    infrastructure: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    any_host: frozenset[str] = frozenset(ROLE_SYSTEM)  # roles an "any host" side includes
+    role_docs: Mapping[str, str] = field(default_factory=dict)  # role -> what is documented
 
     def roles_of(self, ip: str) -> frozenset[str]:
         return self.roles.get(ip, frozenset())
@@ -207,6 +215,7 @@ def classify(result: FlowResult, catalog: Catalog, site: Site | None) -> Classif
     # findings, hosts and Arrow tables are built
     flows = flows.drop(columns=[c for c in HEAD_COLUMNS if c in flows.columns])
     decisions = follow_ons(flows, decisions, mapped)
+    decisions = note_one_sided(flows, decisions)
     if site is not None:
         decisions = apply_allows(flows, decisions, site)
     flows = _with_decisions(flows, decisions)
@@ -271,6 +280,9 @@ def _context(
         resolved={k: frozenset(v) for k, v in resolved.items()},
         names={k: frozenset(v) for k, v in names.items()},
         cmi_local=cmi_local,
+        infrastructure=catalog.infrastructure_map(),
+        any_host=catalog.any_host_roles(),
+        role_docs=role_documents(catalog),
     )
 
 
@@ -475,14 +487,27 @@ def _by_payload(sigs: list[Signature], payload: str | None) -> tuple[list[Signat
     return kept, f"; the originator's first bytes are {said}"
 
 
-def _side_ok(have: frozenset[str], want: frozenset[str]) -> bool:
-    return not want or not have or bool(have & want)
+def _side_ok(ctx: Context, sig: Signature, have: frozenset[str], want: frozenset[str]) -> bool:
+    """A host with roles `have` on a side documented for `want` (empty: "any host"). Any
+    host is not a device whose documents list its own ports only (catalog
+    [[infrastructure]] any_host = false: ISENet, com server, C.M.I.) unless the signature
+    names its role on the other side (CoE: C.M.I. <-> any CoE device, a C.M.I. too), nor
+    on a range that documents no service (reserved, placeholder: whoever uses it)."""
+    if not have:
+        return True  # unknown = compatible
+    if want:
+        return bool(have & want)
+    if sig.status in NOT_A_SERVICE or have & ctx.any_host:
+        return True
+    return bool(have & (sig.orig_roles | sig.resp_roles))
 
 
-def _fits(sig: Signature, ro: frozenset[str], rr: frozenset[str]) -> bool:
-    forward = _side_ok(ro, sig.orig_roles) and _side_ok(rr, sig.resp_roles)
+def _fits(ctx: Context, sig: Signature, ro: frozenset[str], rr: frozenset[str]) -> bool:
+    forward = _side_ok(ctx, sig, ro, sig.orig_roles) and _side_ok(ctx, sig, rr, sig.resp_roles)
     if sig.direction == "either":
-        return forward or (_side_ok(rr, sig.orig_roles) and _side_ok(ro, sig.resp_roles))
+        return forward or (
+            _side_ok(ctx, sig, rr, sig.orig_roles) and _side_ok(ctx, sig, ro, sig.resp_roles)
+        )
     return forward
 
 
@@ -507,7 +532,9 @@ def _signature_decision(
     ctx: Context, f: FlowView, ro: frozenset[str], rr: frozenset[str]
 ) -> Decision | None:
     sigs, note = _by_payload(_candidates(ctx, f, ro, rr), f.payload)
-    fitting = [s for s in sigs if _fits(s, ro, rr)]
+    fitting = [
+        s for s in sigs if _fits(ctx, s, ro, rr) and _may_use(ctx, s, ro) and _may_use(ctx, s, rr)
+    ]
     in_scope = [s for s in fitting if _scope_ok(ctx, s, f)]
     if in_scope:
         best = max(in_scope, key=lambda s: _sig_rank(s, in_scope))
@@ -646,25 +673,81 @@ def _cmi_local_service(ctx: Context, f: FlowView) -> Signature | None:
 def _unexpected(ctx: Context, f: FlowView, ro: frozenset[str], rr: frozenset[str]) -> Decision:
     sigs = ctx.signatures.get((f.proto, f.port_key), ())
     side_ip, roles = (f.orig_h, ro) if ro else (f.resp_h, rr)
-    if ro and rr and _documented_for(sigs, ro, opener=True):
+    if ro and rr and _documented_for(ctx, sigs, ro, opener=True):
         side_ip, roles = f.resp_h, rr
     role = ctx.primary.get(side_ip) or sorted(roles)[0]
     system = ROLE_SYSTEM[role]
-    reason = (
-        f"{f.kind} from {_who(ctx, f.orig_h)} to {_who(ctx, f.resp_h)}{_port(f)}: no "
-        f"signature documents {_port_name(f)} for {side_ip} as {role}"
-    )
+    head = f"{f.kind} from {_who(ctx, f.orig_h)} to {_who(ctx, f.resp_h)}{_port(f)}"
+    infra = [s for s in sigs if s.system == "common" and not _may_use(ctx, s, roles)]
+    everyone = replace(ctx, any_host=frozenset(ROLE_SYSTEM))
+    shut = [s for s in sigs if s.system != "common" and _fits(everyone, s, ro, rr)]
+    listed = f"{side_ip} as {role} uses only what its documents list: "
+    listed += ctx.role_docs.get(role, "nothing")
+    if infra:
+        reason = (
+            f"{head}: {infra[0].name} ({infra[0].id}) is common infrastructure the catalog "
+            f"does not document for {role}; {listed}"
+        )
+    elif shut and role not in ctx.any_host:
+        reason = (
+            f"{head}: {shut[0].name} ({shut[0].id}) leaves this side open to any host, "
+            f"which is no {role}: a device whose documents list its own ports; {listed}"
+        )
+    else:
+        reason = f"{head}: no signature documents {_port_name(f)} for {side_ip} as {role}"
     return Decision("unexpected_port", "medium", system, None, reason)
 
 
-def _documented_for(sigs: Iterable[Signature], roles: frozenset[str], *, opener: bool) -> bool:
+def _documented_for(
+    ctx: Context, sigs: Iterable[Signature], roles: frozenset[str], *, opener: bool
+) -> bool:
     for sig in sigs:
+        if sig.system == "common":
+            if _may_use(ctx, sig, roles):
+                return True
+            continue
         side = sig.orig_roles if opener else sig.resp_roles
         if sig.direction == "either":
             side = sig.orig_roles | sig.resp_roles
-        if not side or side & roles:
+        if side & roles or not side and _side_ok(ctx, sig, roles, side):
             return True
     return False
+
+
+def _may_use(ctx: Context, sig: Signature, roles: frozenset[str]) -> bool:
+    """Per-role common infrastructure (catalog [[infrastructure]]): a host with a role may
+    use a common signature, either side, only where one of its roles' entries lists it;
+    a host without a role, or with a role no entry declares, may use every one."""
+    if sig.system != "common" or not roles:
+        return True
+    declared = ctx.infrastructure
+    return any(role not in declared or sig.id in declared[role] for role in roles)
+
+
+def role_documents(catalog: Catalog) -> dict[str, str]:
+    """Role -> what the documents list for it, for reasons: "tcp 41796; udp 41797, 41798;
+    ICMP echo request (Netzwerkverbindungen und verwendete Ports)"."""
+    out: dict[str, str] = {}
+    for role in ROLE_LABEL:
+        sigs = catalog.documented_for(role)
+        if not sigs:
+            continue
+        by_transport: dict[str, set[int]] = {}
+        for sig in sigs:
+            by_transport.setdefault(sig.transport, set()).update(sig.ports)
+        parts = []
+        for transport in ("tcp", "udp", "icmp", "icmp6"):
+            ports = by_transport.get(transport)
+            if not ports:
+                continue
+            if transport in ICMP_TRANSPORTS:
+                names = [ICMP_NAMES.get((transport, t), f"type {t}") for t in sorted(ports)]
+                parts.append(f"{transport.upper()} {', '.join(names)}")
+            else:
+                parts.append(f"{transport} {', '.join(port_ranges(sorted(ports)))}")
+        titles = sorted({_doc(sig) for sig in sigs})
+        out[role] = f"{'; '.join(parts)} ({', '.join(titles)})"
+    return out
 
 
 def _unmonitored(ctx: Context, f: FlowView) -> Decision:
@@ -807,6 +890,25 @@ def _msrpc_dynamic(
         else:
             continue
         out[i] = _follow_on(out[req], uids[req], what, orig_h[req], resp_h[req])
+
+
+ONE_SIDED = " (one-sided capture: direction not verified)"
+
+
+def note_one_sided(flows: pd.DataFrame, decisions: list[Decision]) -> list[Decision]:
+    """In a capture health.py calls a one-way mirror (most TCP connections with data seen
+    one way only), a wrong_direction verdict of a flow whose packets all went one way
+    rests on one-sided evidence: its reason says so (orig_evidence is left as it was)."""
+    if not any(d.verdict == "wrong_direction" for d in decisions):
+        return decisions
+    if not is_one_way_mirror(*tcp_direction_counts(flows)):
+        return decisions
+    one_sided = (flows["orig_pkts"].to_numpy() == 0) | (flows["resp_pkts"].to_numpy() == 0)
+    out = list(decisions)
+    for i in np.flatnonzero(one_sided).tolist():
+        if out[i].verdict == "wrong_direction":
+            out[i] = replace(out[i], reason=out[i].reason + ONE_SIDED)
+    return out
 
 
 def apply_allows(flows: pd.DataFrame, decisions: list[Decision], site: Site) -> list[Decision]:

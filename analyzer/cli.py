@@ -29,7 +29,8 @@ import click
 from . import __version__, schema, summary
 from .errors import PcapclassError, StopReading
 from .output import check_outdir, folder_name
-from .signatures import format_list, format_show, load_catalog
+from .schema import ROLES
+from .signatures import format_list, format_role, format_show, load_catalog
 
 if TYPE_CHECKING:
     from .pipeline import Result
@@ -444,16 +445,20 @@ def signatures_list() -> None:
 @signatures_cmd.command("show")
 @click.argument("signature_id", metavar="ID")
 def signatures_show(signature_id: str) -> None:
-    """Every field of one signature, with the source document's wording."""
+    """Every field of one signature, with the source document's wording; for a role
+    (e.g. isenet), its common infrastructure and the signatures documenting it."""
     with _translate_errors():
         catalog = load_catalog()
+        if signature_id in ROLES:
+            click.echo(format_role(catalog, signature_id))
+            return
         try:
             sig = catalog.get(signature_id)
         except KeyError:
             _fail(
                 f"unknown signature id {signature_id!r}; `{PROG} signatures list` shows the ids", 2
             )
-        click.echo(format_show(sig))
+        click.echo(format_show(sig, catalog))
 
 
 @signatures_cmd.command("validate")
@@ -471,26 +476,67 @@ def signatures_validate(path: Path | None) -> None:
 
 @main.command("batch")
 @click.argument("inputs", nargs=-1, metavar="INPUT...", type=click.Path(path_type=Path))
-@click.option("--out", "out", type=click.Path(path_type=Path), metavar="DATASET",
-              help="the dataset directory (created; a rerun adds only what is new)")
-@click.option("--site", type=click.Path(path_type=Path),
-              help="site file for captures without a site.toml in their directory or above")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="local worker processes (1: in this process)")
-@click.option("--scheduler", metavar="ADDRESS",
-              help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE",
-              help="only files modified on or after DATE (YYYY-MM-DD, UTC)")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    metavar="DATASET",
+    help="the dataset directory (created; a rerun adds only what is new)",
+)
+@click.option(
+    "--site",
+    type=click.Path(path_type=Path),
+    help="site file for captures without a site.toml in their directory or above",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="local worker processes (1: in this process)",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="DATE",
+    help="only files modified on or after DATE (YYYY-MM-DD, UTC)",
+)
 @click.option("--reprocess", is_flag=True, help="analyse every capture again")
-@click.option("--settle", "settle_s", type=click.FloatRange(min=0), default=60.0,
-              show_default=True, metavar="SECONDS",
-              help="a file modified this recently is still being written: next run")
-@click.option("--fail-on", type=click.Choice(schema.SEVERITIES, case_sensitive=False),
-              default=summary.DEFAULT_FAIL_ON,
-              show_default=True, help="exit 1 when a finding has at least this severity")
-@click.option("--status", "status_of", type=click.Path(path_type=Path), metavar="DATASET",
-              help="print the manifest of DATASET (one row per capture) and exit")
+@click.option(
+    "--settle",
+    "settle_s",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="a file modified this recently is still being written: next run",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(schema.SEVERITIES, case_sensitive=False),
+    default=summary.DEFAULT_FAIL_ON,
+    show_default=True,
+    help="exit 1 when a finding has at least this severity",
+)
+@click.option(
+    "--status",
+    "status_of",
+    type=click.Path(path_type=Path),
+    metavar="DATASET",
+    help="print the manifest of DATASET (one row per capture) and exit",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
+@click.option(
+    "--zeek-logs",
+    is_flag=True,
+    help="also write each capture's conn.log and pcapclass_findings.log (Zeek TSV) "
+    "under DATASET/zeek/",
+)
 def batch_cmd(
     inputs: tuple[Path, ...],
     out: Path | None,
@@ -503,6 +549,7 @@ def batch_cmd(
     fail_on: str,
     status_of: Path | None,
     as_json: bool,
+    zeek_logs: bool = False,
 ) -> None:
     """Analyse every capture under the INPUTs (files or directories) into one
     Hive-partitioned dataset, resuming where the last run stopped.
@@ -518,9 +565,16 @@ def batch_cmd(
             raise click.UsageError("give INPUT... and --out DATASET (or --status DATASET)")
         try:
             result = batch.run(
-                inputs, out, site=site, workers=workers, scheduler=scheduler,
-                since=since.date() if since else None, reprocess=reprocess,
-                settle_s=settle_s, fail_on=fail_on,
+                inputs,
+                out,
+                site=site,
+                workers=workers,
+                scheduler=scheduler,
+                since=since.date() if since else None,
+                reprocess=reprocess,
+                settle_s=settle_s,
+                fail_on=fail_on,
+                zeek_logs=zeek_logs,
             )
         except KeyboardInterrupt:
             _fail("interrupted; finished captures are recorded, the next run does the rest", 130)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analyzer.kernel import kernel
+from analyzer.kernel import inline_kernel, kernel
 
 # --- protocol constants ---------------------------------------------------------------
 
@@ -73,12 +73,12 @@ DONE, NEED_SLOT, NEED_BLOCK, NEED_OUT = range(4)
 # K: uint64 key words
 K_A_HI, K_A_LO, K_B_HI, K_B_LO, K_PROTO_PORTS, K_VLANS = range(6)
 N_K = 6
+K_COLS = 8  # the live table's K rows: padded to 64 bytes (w has N_K words)
 
-# L: int64
+# L: int64. The columns every packet touches come first, so that they share the row's
+# first two cache lines (the rows are 32 words, 256 bytes); the table is memory-bound
+# once its live connections outgrow the caches.
 (
-    L_HASH,
-    L_FIRST_INDEX,
-    L_TS_FIRST,
     L_TS_LAST,
     L_PKTS_A,
     L_PKTS_B,
@@ -86,9 +86,6 @@ N_K = 6
     L_BYTES_B,
     L_IPB_A,
     L_IPB_B,
-    L_MAC_A,
-    L_MAC_B,
-    L_SYN_SEQ,  # sequence number of the first SYN without ACK, -1 = none (port reuse)
     L_PREV,  # neighbours in the slot's timeout-class list, -1 = none
     L_NEXT,
     L_BLK_A,  # payload-head block of each direction, -1 = none yet
@@ -98,6 +95,12 @@ N_K = 6
     L_START_B,
     L_LAST_A,
     L_LAST_B,
+    L_SYN_SEQ,  # sequence number of the first SYN without ACK, -1 = none (port reuse)
+    L_HASH,
+    L_FIRST_INDEX,
+    L_TS_FIRST,
+    L_MAC_A,
+    L_MAC_B,
     L_HSYN_A,  # hist_last_SYN / FIN / RST (relative sequence numbers)
     L_HSYN_B,
     L_HFIN_A,
@@ -109,11 +112,11 @@ N_K = 6
     L_RXTH_A,
     L_RXTH_B,
 ) = range(31)
-N_L = 31
+N_L = 32  # one unused column: rows of 256 bytes
 
 # I: int32
 I_A_PORT, I_B_PORT, I_VLAN, I_INNER_VLAN, I_HEAD_A, I_HEAD_B, I_HIST_LEN = range(7)
-N_I = 7
+N_I = 8  # padded to 32 bytes
 
 # U: uint8
 (
@@ -138,7 +141,7 @@ N_I = 7
     U_HEAD_DONE_A,  # no more head bytes this direction (full, or a gap: snaplen cut)
     U_HEAD_DONE_B,
 ) = range(20)
-N_U = 20
+N_U = 32  # padded: rows of 32 bytes do not straddle cache lines
 
 # --- output row columns --------------------------------------------------------------------
 
@@ -193,7 +196,7 @@ FRAG_TABLE = 1 << 16  # remembered first fragments (direct-mapped: a newer one r
 # --- small helpers ---------------------------------------------------------------------------
 
 
-@kernel
+@inline_kernel
 def mix(h: np.uint64, w: np.uint64) -> np.uint64:
     """One splitmix64-style round folding word `w` into `h`."""
     h = (h ^ w) * np.uint64(0x9E3779B97F4A7C15)
@@ -203,7 +206,7 @@ def mix(h: np.uint64, w: np.uint64) -> np.uint64:
     return h
 
 
-@kernel
+@inline_kernel
 def key_hash(w: np.ndarray) -> np.int64:
     """A non-negative 63-bit hash of the key words (int64, so that bucket arithmetic never
     mixes unsigned and signed integers, which numba would turn into floats)."""
@@ -213,7 +216,7 @@ def key_hash(w: np.ndarray) -> np.int64:
     return np.int64(h >> np.uint64(1))
 
 
-@kernel
+@inline_kernel
 def seq_delta(a: np.int64, b: np.int64) -> np.int64:
     """Zeek's seq_delta: a - b as a signed 32-bit difference."""
     d = (a - b) & 0xFFFFFFFF
@@ -222,7 +225,7 @@ def seq_delta(a: np.int64, b: np.int64) -> np.int64:
     return d
 
 
-@kernel
+@inline_kernel
 def is_bcast(hi: np.uint64, lo: np.uint64) -> bool:
     """IPv4 x.x.x.255, 224.0.0.0/4 (and 255.255.255.255); IPv6 ff00::/8."""
     if hi == 0 and (lo >> np.uint64(32)) == np.uint64(0xFFFF):
@@ -235,7 +238,7 @@ def is_bcast(hi: np.uint64, lo: np.uint64) -> bool:
 # --- history ------------------------------------------------------------------------------------
 
 
-@kernel
+@inline_kernel
 def add_history(
     s: int, code: int, upper: bool, U: np.ndarray, I: np.ndarray, H: np.ndarray
 ) -> None:
@@ -247,7 +250,7 @@ def add_history(
     I[s, I_HIST_LEN] = n + 1
 
 
-@kernel
+@inline_kernel
 def check_history(
     s: int, is_orig: bool, mask: int, code: int, U: np.ndarray, I: np.ndarray, H: np.ndarray
 ) -> bool:
@@ -261,7 +264,7 @@ def check_history(
     return False
 
 
-@kernel
+@inline_kernel
 def scaled_history(
     s: int,
     is_orig: bool,
@@ -280,7 +283,7 @@ def scaled_history(
         L[s, th_col] *= 10
 
 
-@kernel
+@inline_kernel
 def tcp_history(
     s: int,
     a_sent: bool,
@@ -334,13 +337,13 @@ def tcp_history(
 # --- Zeek's TCP endpoint state machine ------------------------------------------------
 
 
-@kernel
+@inline_kernel
 def set_state(s: int, st_col: int, prev_col: int, state: int, U: np.ndarray) -> None:
     U[s, prev_col] = U[s, st_col]
     U[s, st_col] = state
 
 
-@kernel
+@inline_kernel
 def init_endpoint(
     s: int, a_sent: bool, flags: int, seq: np.int64, last: np.int64, L: np.ndarray, U: np.ndarray
 ) -> None:
@@ -371,7 +374,7 @@ def init_endpoint(
             L[s, c_last] = last
 
 
-@kernel
+@inline_kernel
 def update_last_seq(
     s: int,
     a_sent: bool,
@@ -411,7 +414,7 @@ def update_last_seq(
     return True
 
 
-@kernel
+@inline_kernel
 def tcp_state(s: int, a_sent: bool, is_orig: bool, flags: int, plen: int, U: np.ndarray) -> None:
     """Zeek's TCPSessionAdapter::UpdateStateMachine, endpoint states only."""
     st_e, pv_e = (U_STATE_A, U_PREV_A) if a_sent else (U_STATE_B, U_PREV_B)
@@ -459,7 +462,7 @@ def tcp_state(s: int, a_sent: bool, is_orig: bool, flags: int, plen: int, U: np.
             set_state(s, st_e, pv_e, RESET, U)
 
 
-@kernel
+@inline_kernel
 def rstos0_history(s: int, I: np.ndarray, H: np.ndarray) -> bool:
     """Zeek's /^\\^?S[^HAFGIQ]*R.*/ on the history."""
     n = I[s, I_HIST_LEN]
@@ -486,7 +489,7 @@ def rstos0_history(s: int, I: np.ndarray, H: np.ndarray) -> bool:
     return False
 
 
-@kernel
+@inline_kernel
 def conn_state(s: int, L: np.ndarray, I: np.ndarray, U: np.ndarray, H: np.ndarray) -> int:
     """Zeek's conn_state() (base/protocols/conn/main.zeek) from the endpoint states."""
     proto = U[s, U_PROTO]
@@ -528,7 +531,7 @@ def conn_state(s: int, L: np.ndarray, I: np.ndarray, U: np.ndarray, H: np.ndarra
 # --- the open-addressing index ----------------------------------------------------------------
 
 
-@kernel
+@inline_kernel
 def index_find(
     index: np.ndarray,
     K: np.ndarray,
@@ -559,7 +562,7 @@ def index_find(
         b = (b + 1) & mask
 
 
-@kernel
+@inline_kernel
 def index_remove(index: np.ndarray, L: np.ndarray, s: int) -> None:
     """Remove slot `s` from the index, shifting later entries of its probe run back
     (linear probing without tombstones)."""
@@ -599,7 +602,7 @@ def rebuild_index(index: np.ndarray, L: np.ndarray, live: np.ndarray) -> None:
 # --- timeout-class lists (least recently active first) -----------------------------------------
 
 
-@kernel
+@inline_kernel
 def list_unlink(s: int, L: np.ndarray, U: np.ndarray, M: np.ndarray) -> None:
     c = U[s, U_CLASS]
     p, n = L[s, L_PREV], L[s, L_NEXT]
@@ -615,7 +618,7 @@ def list_unlink(s: int, L: np.ndarray, U: np.ndarray, M: np.ndarray) -> None:
     L[s, L_NEXT] = -1
 
 
-@kernel
+@inline_kernel
 def list_append(s: int, L: np.ndarray, U: np.ndarray, M: np.ndarray) -> None:
     c = U[s, U_CLASS]
     t = M[M_TAIL0 + c]
@@ -631,7 +634,7 @@ def list_append(s: int, L: np.ndarray, U: np.ndarray, M: np.ndarray) -> None:
 # --- leaving the live table ---------------------------------------------------------------------
 
 
-@kernel
+@inline_kernel
 def emit_row(
     s: int, L: np.ndarray, I: np.ndarray, U: np.ndarray, K: np.ndarray, H: np.ndarray,
     heads: np.ndarray, OK: np.ndarray, OL: np.ndarray, OI: np.ndarray, OU: np.ndarray,
@@ -684,7 +687,7 @@ def emit_row(
     M[M_ROWS] = r + 1
 
 
-@kernel
+@inline_kernel
 def release(
     s: int, index: np.ndarray, L: np.ndarray, U: np.ndarray, free: np.ndarray,
     blk_free: np.ndarray, M: np.ndarray,
@@ -703,12 +706,12 @@ def release(
     M[M_LIVE] -= 1
 
 
-@kernel
+@inline_kernel
 def room_for_rows(rows: int, OL: np.ndarray, var: np.ndarray, M: np.ndarray) -> bool:
     return M[M_ROWS] + rows <= OL.shape[0] and M[M_VAR] + rows * ROW_VAR_MAX <= var.size
 
 
-@kernel
+@inline_kernel
 def oldest_live(L: np.ndarray, M: np.ndarray) -> int:
     """The least recently active live connection over all classes (-1: none)."""
     best = -1
@@ -722,7 +725,7 @@ def oldest_live(L: np.ndarray, M: np.ndarray) -> int:
 # --- one packet ----------------------------------------------------------------------------------
 
 
-@kernel
+@inline_kernel
 def new_slot(
     p: int, s: int, a_sent: bool, proto: int, cls: int, flags: int, icmp_type: int,
     w: np.ndarray, a_port: int, b_port: int, h: np.int64,
@@ -766,7 +769,7 @@ def new_slot(
     list_append(s, L, U, M)
 
 
-@kernel
+@inline_kernel
 def first_originator(
     a_sent: bool, proto: int, flags: int, icmp_type: int, w: np.ndarray, a_port: int,
     b_port: int, svc_tcp: np.ndarray, svc_udp: np.ndarray, icmp_reply: np.ndarray,
@@ -797,7 +800,7 @@ def first_originator(
     return a_sent, EV_FIRST_PACKET, False
 
 
-@kernel
+@inline_kernel
 def tcp_packet(
     s: int,
     a_sent: bool,
@@ -843,7 +846,7 @@ def tcp_packet(
     return fresh
 
 
-@kernel
+@inline_kernel
 def closed_for_reuse(s: int, flags: int, seq: np.int64, L: np.ndarray, U: np.ndarray) -> bool:
     """Zeek's port reuse (TCPSessionAdapter::IsReuse): a SYN without ACK after the
     connection closed (a RST, or a FIN each way), unless it repeats the first SYN's
@@ -854,7 +857,7 @@ def closed_for_reuse(s: int, flags: int, seq: np.int64, L: np.ndarray, U: np.nda
     return closed and seq != L[s, L_SYN_SEQ]
 
 
-@kernel
+@inline_kernel
 def add_head(
     s: int, a_sent: bool, off: int, n: int, cut: bool, buf: np.ndarray, heads: np.ndarray,
     blk_free: np.ndarray, L: np.ndarray, I: np.ndarray, U: np.ndarray, M: np.ndarray,

@@ -269,7 +269,7 @@ class _Live:
     """The live table's arrays (one row per slot; columns as conntable names them)."""
 
     def __init__(self, capacity: int, blocks: int) -> None:
-        self.K = np.zeros((capacity, ct.N_K), dtype=np.uint64)
+        self.K = np.zeros((capacity, ct.K_COLS), dtype=np.uint64)
         self.L = np.zeros((capacity, ct.N_L), dtype=np.int64)
         self.I = np.zeros((capacity, ct.N_I), dtype=np.int32)
         self.U = np.zeros((capacity, ct.N_U), dtype=np.uint8)

@@ -223,10 +223,7 @@ class Health:
 
     @property
     def one_way_mirror(self) -> bool:
-        return (
-            self.tcp_with_data >= ONE_WAY_MIN_CONNS
-            and self.tcp_one_way > MOSTLY * self.tcp_with_data
-        )
+        return is_one_way_mirror(self.tcp_with_data, self.tcp_one_way)
 
     def warnings(self) -> list[str]:
         out: list[str] = []
@@ -273,6 +270,11 @@ class Health:
         d["one_way_mirror"] = self.one_way_mirror
         d["warnings"] = self.warnings()
         return d
+
+
+def is_one_way_mirror(tcp_with_data: int, tcp_one_way: int) -> bool:
+    """The one-way mirror rule (module docstring), from tcp_direction_counts."""
+    return tcp_with_data >= ONE_WAY_MIN_CONNS and tcp_one_way > MOSTLY * tcp_with_data
 
 
 def tcp_direction_counts(flows: pd.DataFrame) -> tuple[int, int]:

@@ -36,3 +36,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 def kernel(fn: F) -> F:
     """Compile `fn` as a cached, GIL-free numba kernel."""
     return numba.njit(cache=True, nogil=True)(fn)  # type: ignore[return-value]
+
+
+def inline_kernel(fn: F) -> F:
+    """`kernel`, and also inlined into every kernel that calls it (numba's
+    ``inline="always"``, at numba's IR level). For the small per-packet helpers: a call
+    that is not inlined passes each array argument by reference and counts the
+    reference (NRT incref/decref) on every call; profiling the decoder showed those
+    counts as about 45 % of its time. A helper stays callable from Python as usual."""
+    return numba.njit(cache=True, nogil=True, inline="always")(fn)  # type: ignore[return-value]

@@ -180,10 +180,16 @@ def write_tables(
                 tmp.unlink()
 
 
+def open_temp(final: Path) -> tuple[Path, int]:
+    """Create the temporary `.<name>.<pid>.<random>.tmp` beside `final`; return it and
+    its open descriptor. O_EXCL: never follow or reuse an existing name; the mode is
+    0666 minus the umask, which the rename keeps."""
+    tmp = final.parent / f".{final.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+    return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+
+
 def _write_temp(outdir: Path, final_name: str, table: pa.Table) -> Path:
-    tmp = outdir / f".{final_name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
-    # O_EXCL: never follow or reuse an existing name; the mode is 0666 minus the umask
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    tmp, fd = open_temp(outdir / final_name)
     try:
         with os.fdopen(fd, "wb") as fh:
             pq.write_table(table, fh, compression=COMPRESSION)

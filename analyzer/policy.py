@@ -15,8 +15,12 @@ signature between the site's hosts holding its roles:
 - an open responder never includes a C.M.I. (`responder_exclusions`): a C.M.I. accepts
   only the rules that name it as responder, its documented local services, from local
   hosts, and the site's `[[allow]]` entries;
-- the catalog's `common` signatures (DNS, NTP, DHCP, ...) only for PC roles
-  (`infrastructure_roles`);
+- the catalog's `common` signatures (DNS, NTP, DHCP, ...) only for the roles whose
+  `[[infrastructure]]` entry lists them (`infrastructure_roles`, the same catalog data
+  classify reads); an open side ("any host") never includes a device whose documents
+  list its own ports (ISENet, com server, C.M.I.: `any_host = false`) unless the
+  signature names its role, nor, for a common signature, a role that may not use it
+  (`barred_roles`);
 - `rare` and `obsolete` signatures are written commented out, to enable by hand;
   reserved and placeholder ranges document no service and get no rule;
 - the site's port overrides (through `classify.site_catalog`) and `[[allow]]` entries.
@@ -32,7 +36,7 @@ Every rule carries a comment with the signature id and the document file.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,19 +56,24 @@ ENABLED_STATUSES = frozenset({"active", "auto-assigned"})  # verdict `expected`
 DISABLED_STATUSES = frozenset({"rare", "obsolete"})  # documented, but findings: commented out
 NFT_COMMENT_MAX = 128  # nftables' limit on a rule comment (NFT_USERDATA_MAXLEN)
 FAMILIES = (4, 6)
-# Contract, "Common infrastructure per role": DNS, NTP, DHCP, NetBIOS, mDNS, LLMNR, SSDP
-# and ICMP echo are expected for hosts whose role is a PC; embedded devices (ISENet, com
-# servers) and the C.M.I. get only what their documents list.
-PC_ROLES: frozenset[str] = frozenset(
-    {"gemos_server", "gemos_client", "sescomm_server", "sesam_client", "sesam_db"}
-)
 CMI_ROLE = "cmi"
 
 
-def infrastructure_roles(sig: Signature) -> frozenset[str]:
-    """The roles that may open a `common` signature's connection: the PC roles. (Issue 12
-    declares the per-role common infrastructure in the catalog; read it from there then.)"""
-    return PC_ROLES
+def infrastructure_roles(catalog: Catalog, sig: Signature) -> frozenset[str]:
+    """The roles that may use a `common` signature's connection: the catalog's
+    [[infrastructure]] entries that list it (contract "Common infrastructure per role")."""
+    return catalog.infrastructure_roles(sig.id)
+
+
+def barred_roles(catalog: Catalog, sig: Signature) -> frozenset[str]:
+    """The roles that may not be at an open side ("any host") of `sig`'s rules, as
+    classify reads the catalog: devices whose documents list their own ports
+    ([[infrastructure]] any_host = false) unless `sig` names their role, and for a common
+    signature every role whose entry does not list it."""
+    barred = frozenset(ROLES) - catalog.any_host_roles() - sig.orig_roles - sig.resp_roles
+    if sig.system == "common":
+        barred |= frozenset(ROLES) - infrastructure_roles(catalog, sig)
+    return barred
 
 
 # --- one side of a rule ---------------------------------------------------------------------
@@ -208,14 +217,21 @@ class _Inventory:
     mac_only: dict[str, list[SiteHost]] = field(default_factory=dict)  # role -> hosts
     resolved: dict[str, list[str]] = field(default_factory=dict)  # mac -> IPs from a capture
     missed: dict[str, list[str]] = field(default_factory=dict)  # mac -> rule ids not covering it
+    groups: dict[frozenset[str], str] = field(default_factory=dict)  # roles -> catalog group
 
     def side(self, roles: frozenset[str]) -> Side:
         addrs: set[IPNetwork] = set()
         for role in sorted(roles):
             addrs |= self.by_role.get(role, set())
         label = "/".join(sorted(roles))
-        name = _set_name(roles)
+        name = _set_name(roles, self.groups)
         return Side(label, frozenset(addrs), name)
+
+    def addresses(self, roles: Iterable[str]) -> frozenset[IPNetwork]:
+        out: set[IPNetwork] = set()
+        for role in roles:
+            out |= self.by_role.get(role, set())
+        return frozenset(out)
 
     def note_missing(self, roles: frozenset[str], rule_id: str) -> None:
         for role in sorted(roles):
@@ -226,10 +242,12 @@ class _Inventory:
                         ids.append(rule_id)
 
 
-def _set_name(roles: frozenset[str]) -> str:
-    """Set of the hosts holding any of `roles`: "pc" for the PC roles, else the roles."""
-    if roles == PC_ROLES:
-        return "pc"
+def _set_name(roles: frozenset[str], groups: Mapping[frozenset[str], str]) -> str:
+    """Set of the hosts holding any of `roles`: the catalog's [[infrastructure]] group name
+    when the roles are exactly one group's with several roles ("pc"), else the roles."""
+    group = groups.get(roles)
+    if group is not None and len(roles) > 1:
+        return group
     return "_".join(r for r in ROLES if r in roles)
 
 
@@ -243,8 +261,8 @@ def _host_ips_for_mac(seen: Seen | None, mac: str, site: Site) -> list[str]:
     return sorted({ip for ip in ips if site.is_local(ip)}, key=ipaddress.ip_address)
 
 
-def _inventory(site: Site, seen: Seen | None) -> _Inventory:
-    inv = _Inventory()
+def _inventory(site: Site, seen: Seen | None, catalog: Catalog) -> _Inventory:
+    inv = _Inventory(groups={entry.roles: entry.group for entry in catalog.infrastructure})
     for host in site.hosts:
         if host.by == "ip":
             for role in host.roles:
@@ -271,29 +289,39 @@ def responder_exclusions(inv: _Inventory, local: Sequence[IPNetwork]) -> frozens
 
 
 def _open_side(
-    sig: Signature, *, responder: bool, inv: _Inventory, local: Sequence[IPNetwork]
+    sig: Signature,
+    *,
+    responder: bool,
+    inv: _Inventory,
+    local: Sequence[IPNetwork],
+    barred: frozenset[str] = frozenset(),
 ) -> Side:
+    """ "Any host" narrowed by the scope, without the hosts of `barred` roles (and, as
+    responder outside the internet scope, without the C.M.I.s)."""
     scope = sig.scope
-    if responder:
-        exclude = responder_exclusions(inv, local) if scope != "internet" else frozenset()
-        return Side(
-            "any local host" if scope == "local" else "any host",
-            None,
-            within_local=scope == "local",
-            outside_local=scope == "internet",
-            exclude=exclude,
-            exclude_set=_set_name(frozenset({CMI_ROLE})) if exclude else None,
-        )
+    label = "any local host" if scope == "local" else "any host"
+    roles = barred
+    if responder and scope != "internet":
+        roles = roles | {CMI_ROLE}
+    exclude = inv.addresses(sorted(roles))
+    if responder and scope != "internet":
+        exclude = exclude | responder_exclusions(inv, local)
+    present = frozenset(r for r in roles if inv.by_role.get(r))  # names the set
     return Side(
-        "any local host" if scope == "local" else "any host", None, within_local=scope == "local"
+        label,
+        None,
+        within_local=scope == "local",
+        outside_local=responder and scope == "internet",
+        exclude=exclude,
+        exclude_set=_set_name(present, inv.groups) if exclude else None,
     )
 
 
-def _role_pairs(sig: Signature) -> list[tuple[frozenset[str], frozenset[str]]]:
+def _role_pairs(catalog: Catalog, sig: Signature) -> list[tuple[frozenset[str], frozenset[str]]]:
     """(originator roles, responder roles) in each documented direction."""
     orig_roles = sig.orig_roles
     if sig.system == "common" and not orig_roles:
-        orig_roles = infrastructure_roles(sig)
+        orig_roles = infrastructure_roles(catalog, sig)
     pairs = [(orig_roles, sig.resp_roles)]
     if sig.direction == "either":
         pairs.append((sig.resp_roles, orig_roles))
@@ -309,23 +337,26 @@ def _describe(sig: Signature) -> tuple[str, ...]:
     )
 
 
-def _signature_rules(sig: Signature, inv: _Inventory, local: Sequence[IPNetwork]) -> list[Rule]:
+def _signature_rules(
+    catalog: Catalog, sig: Signature, inv: _Inventory, local: Sequence[IPNetwork]
+) -> list[Rule]:
     if sig.status in NOT_A_SERVICE:
         return []
     enabled = sig.status in ENABLED_STATUSES
     why = "" if enabled else f"{sig.status}: a finding when seen; enable by hand if needed"
     rules: list[Rule] = []
-    for orig_roles, resp_roles in _role_pairs(sig):
+    barred = barred_roles(catalog, sig)
+    for orig_roles, resp_roles in _role_pairs(catalog, sig):
         if orig_roles:
             inv.note_missing(orig_roles, sig.id)
             orig = inv.side(orig_roles)
         else:
-            orig = _open_side(sig, responder=False, inv=inv, local=local)
+            orig = _open_side(sig, responder=False, inv=inv, local=local, barred=barred)
         if resp_roles:
             inv.note_missing(resp_roles, sig.id)
             resp = inv.side(resp_roles)
         else:
-            resp = _open_side(sig, responder=True, inv=inv, local=local)
+            resp = _open_side(sig, responder=True, inv=inv, local=local, barred=barred)
         for version in _versions(sig.transport):
             o, r = orig.of_family(version), resp.of_family(version)
             if o is None or r is None:
@@ -447,12 +478,12 @@ def build_policy(catalog: Catalog, site: Site, *, seen: Seen | None = None) -> P
     """The allow-list for `site` from the catalog (with the site's overrides); with `seen`,
     narrowed to the connections it saw classified expected, and the rest listed."""
     effective = site_catalog(catalog, site)
-    inv = _inventory(site, seen)
+    inv = _inventory(site, seen, effective)
     local = _local_networks(site)
     notes: list[str] = []
     rules: list[Rule] = []
     for sig in effective.signatures:
-        rules.extend(_signature_rules(sig, inv, local))
+        rules.extend(_signature_rules(effective, sig, inv, local))
     rules.extend(_allow_rules(site, notes))
     notes = _mac_notes(site, inv) + notes
     policy = Policy(site, catalog.sha256, local, _role_sets(rules), tuple(rules), tuple(notes))
@@ -589,7 +620,6 @@ def load_seen(path: str | Path) -> Seen:
 def _ports(ports: frozenset[int]) -> str:
     parts = port_ranges(ports)
     return parts[0] if len(parts) == 1 and "-" not in parts[0] else "{ " + ", ".join(parts) + " }"
-
 
 
 def _addr_match(side: Side, direction: str, version: int) -> list[str]:

@@ -1,6 +1,7 @@
-"""Host roles: inferred from behaviour on distinctive ports, from the MAC vendor, or given
-by the site file (which always wins), plus a few per-connection facts both the role
-inference and the classifier need (answered? an answer to a broadcast? own MACs).
+"""Host roles: inferred from behaviour on distinctive ports (supported by the MAC vendor
+and DNS questions), or given by the site file (which always wins), plus a few
+per-connection facts both the role inference and the classifier need (answered? an answer
+to a broadcast? own MACs).
 
     vendor("00:c0:3d:01:02:03")                          -> "WIESEMANN & THEIS GMBH"
     infer_roles(flows, hosts, arp, catalog, site)        -> DataFrame[ip, role, roles,
@@ -9,6 +10,11 @@ inference and the classifier need (answered? an answer to a broadcast? own MACs)
 Evidence is counted per (host, role), one item per connection, so one odd connection does
 not flip a host's role: conflicting roles (e.g. isenet by one connection, sescomm_server
 by five) are resolved by majority and the loser is named in the evidence text.
+
+Behaviour suggests a role; a MAC vendor or a DNS question only supports it (issue 11):
+Lantronix chips sit in GEMOS com servers, in Sesam ISENet controllers and in many
+unrelated devices, so a MAC prefix alone gives no role. Supporting evidence counts for a
+role the host's own connections already show, and the evidence text marks it so.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import netaddr
 import numpy as np
 import pandas as pd
 
-from .schema import ROLE_SYSTEM, ROLES
+from .schema import ROLES
 from .signatures import Signature
 from .site import default_networks
 from .site import is_local as site_is_local
@@ -222,6 +228,7 @@ class Evidence:
     what: str  # "accepted 41796/tcp from", "opened 41801/tcp to", "MAC vendor Lantronix"
     peer: str | None
     weight: int  # connections
+    supporting: bool = False  # vendor / DNS: counts only for a role behaviour shows
 
 
 @dataclass(frozen=True)
@@ -329,8 +336,8 @@ def _ordered(roles: Iterable[str]) -> tuple[str, ...]:
 
 
 def vendor_evidence(macs: Mapping[str, list[str]]) -> list[Evidence]:
-    """W&T OUI -> comserver; Lantronix OUI -> isenet or comserver (decided later by the
-    host's Sesam evidence)."""
+    """Supporting evidence: W&T OUI -> comserver; Lantronix OUI -> isenet or comserver
+    (whichever the host's own connections show; neither without them)."""
     items = []
     for ip, found in macs.items():
         if not found:
@@ -338,9 +345,11 @@ def vendor_evidence(macs: Mapping[str, list[str]]) -> list[Evidence]:
         mac = found[0]
         kind = _device_maker(_oui(mac))
         if kind == "wut":
-            items.append(Evidence(ip, ("comserver",), f"MAC vendor {vendor(mac)}", None, 1))
+            what = f"MAC vendor {vendor(mac)}"
+            items.append(Evidence(ip, ("comserver",), what, None, 1, supporting=True))
         elif kind == "lantronix":
-            items.append(Evidence(ip, ("isenet", "comserver"), "MAC vendor Lantronix", None, 1))
+            what = "MAC vendor Lantronix"
+            items.append(Evidence(ip, ("isenet", "comserver"), what, None, 1, supporting=True))
     return items
 
 
@@ -367,7 +376,7 @@ def dns_evidence(answers: pd.DataFrame, catalog: CatalogLike) -> list[Evidence]:
         return []
     asked = answers[answers["qname"].isin(names)].drop_duplicates(["client", "qname", "ts"])
     return [
-        Evidence(c, ("cmi",), f"asked DNS for {q}", None, 1)
+        Evidence(c, ("cmi",), f"asked DNS for {q}", None, 1, supporting=True)
         for c, q in zip(asked["client"].tolist(), asked["qname"].tolist(), strict=True)
     ]
 
@@ -396,19 +405,18 @@ def weigh(items: Iterable[Evidence]) -> dict[str, Inferred]:
 
 
 def _weigh_host(items: list[Evidence]) -> Inferred | None:
-    firm = [i for i in items if len(i.roles) == 1 and not i.what.startswith("asked DNS")]
+    firm = [i for i in items if len(i.roles) == 1 and not i.supporting]
     score: dict[str, int] = defaultdict(int)
     for item in firm:
         score[item.roles[0]] += item.weight
     assigned: list[tuple[str, Evidence]] = [(i.roles[0], i) for i in firm]
     for item in items:
-        if item.what.startswith("asked DNS"):
-            if score.get("cmi"):
-                assigned.append(("cmi", item))
-            continue
-        if len(item.roles) > 1:
-            role = _pick(item, score)
-            assigned.append((role, item))
+        if item.supporting:
+            role = _supported(item, score)
+            if role is not None:
+                assigned.append((role, item))
+        elif len(item.roles) > 1:
+            assigned.append((_pick(item, score), item))
     totals: dict[str, int] = defaultdict(int)
     for role, item in assigned:
         totals[role] += item.weight
@@ -419,10 +427,14 @@ def _weigh_host(items: list[Evidence]) -> Inferred | None:
     return Inferred(tuple(kept), text)
 
 
+def _supported(item: Evidence, score: Mapping[str, int]) -> str | None:
+    """The role a vendor/DNS item supports: one of its roles that behaviour shows (the
+    best supported), else None (it gives no role on its own)."""
+    shown = [r for r in item.roles if score.get(r)]
+    return max(shown, key=lambda r: score[r]) if shown else None
+
+
 def _pick(item: Evidence, score: Mapping[str, int]) -> str:
-    if item.what == "MAC vendor Lantronix":  # isenet only with Sesam evidence
-        sesam = sum(v for r, v in score.items() if ROLE_SYSTEM.get(r) == "sesam")
-        return "isenet" if sesam else "comserver"
     supported = [r for r in item.roles if score.get(r)]
     if supported:
         return max(supported, key=lambda r: score[r])
@@ -462,23 +474,25 @@ def _conns(n: int) -> str:
 
 
 def _lines(items: list[Evidence]) -> list[str]:
-    groups: dict[str, dict[str, int]] = {}
+    groups: dict[tuple[str, bool], dict[str, int]] = {}
     for item in items:
-        peers = groups.setdefault(item.what, {})
-        if item.peer is not None:
-            peers[item.peer] = peers.get(item.peer, 0) + item.weight
-        else:
-            peers[""] = peers.get("", 0) + item.weight
+        peers = groups.setdefault((item.what, item.supporting), {})
+        key = item.peer if item.peer is not None else ""
+        peers[key] = peers.get(key, 0) + item.weight
     out = []
-    for what, peers in groups.items():
+    for (what, supporting), peers in groups.items():
+        note = ", supporting" if supporting else ""
         if set(peers) == {""}:
-            out.append(what if what.startswith("MAC") else f"{what} ({peers['']} times)")
+            if what.startswith("MAC"):
+                out.append(f"{what} (supporting)" if supporting else what)
+            else:
+                out.append(f"{what} ({peers['']} times{note})")
             continue
         names = sorted(p for p in peers if p)
         shown = ", ".join(names[:MAX_PEERS_NAMED])
         if len(names) > MAX_PEERS_NAMED:
             shown += f" and {len(names) - MAX_PEERS_NAMED} more"
-        out.append(f"{what} {shown} ({_conns(sum(peers.values()))})")
+        out.append(f"{what} {shown} ({_conns(sum(peers.values()))}{note})")
     return out
 
 

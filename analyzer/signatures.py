@@ -4,6 +4,13 @@ Nothing else reads that folder.
 MODEL (fixed; classify depends on it). A Signature says: on `transport`, a connection
 to one of `ports` (responder side), opened by a host holding one of `orig_roles`
 towards a host holding one of `resp_roles`, is documented traffic of `system`.
+
+An Infrastructure entry (`[[infrastructure]]` table) says which `common` signatures
+(DNS, NTP, DHCP, ...: "any host") a host holding one of its `roles` may use, either side;
+a role with an entry uses no other common signature (contract "Common infrastructure per
+role"). With `any_host = false` (devices whose documents list their own ports: ISENet,
+com server, C.M.I.) a signature side documented as "any host" does not include them.
+A catalog with any such entry declares every role exactly once.
 """
 
 from __future__ import annotations
@@ -62,6 +69,17 @@ class Signature:
     line: int  # line of the entry's table header in that file
 
 
+@dataclass(frozen=True)
+class Infrastructure:
+    group: str  # name of the role group, e.g. "pc" (also the policy's set name)
+    roles: frozenset[str]  # the roles this entry declares
+    signatures: tuple[str, ...]  # ids of the common signatures they may use, file order
+    any_host: bool  # false: a device whose documents list its ports; no "any host" side
+    note: str  # why: what the documents say about these devices
+    file: str
+    line: int  # line of the [[infrastructure]] header
+
+
 # --- loader -------------------------------------------------------------------------------
 # Everything below reads and validates the TOML files; the model above stays fixed.
 
@@ -76,6 +94,10 @@ PACKAGE_DATA = "analyzer.signatures_data"  # pyproject maps signatures/ onto thi
 _ID_RE = re.compile(r"^[a-z0-9]+\.[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 _RANGE_RE = re.compile(r"^(\d+)-(\d+)$")
 _HEADER_RE = re.compile(r"^\s*\[\[\s*signature\s*\]\]")
+_INFRA_HEADER_RE = re.compile(r"^\s*\[\[\s*infrastructure\s*\]\]")
+_ANY_HEADER_RE = re.compile(r"^\s*\[")
+_GROUP_RE = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
+TABLES = ("signature", "infrastructure")  # the top-level keys a catalog file may hold
 _TOML_POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
@@ -156,8 +178,35 @@ class _EntryModel(BaseModel):
         return value
 
 
+class _InfraModel(BaseModel):
+    """One `[[infrastructure]]` table exactly as written; keys map 1:1 to Infrastructure."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    group: str
+    roles: list[Literal[ROLES]]  # type: ignore[valid-type]
+    signatures: list[str]
+    any_host: bool
+    note: str
+
+    @field_validator("roles")
+    @classmethod
+    def _some_roles(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("is empty; list the roles this entry declares")
+        return value
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty; say what the documents list for these roles")
+        return value
+
+
 ENTRY_KEYS: tuple[str, ...] = tuple(_EntryModel.model_fields)
 SOURCE_KEYS: tuple[str, ...] = tuple(_SourceModel.model_fields)
+INFRA_KEYS: tuple[str, ...] = tuple(_InfraModel.model_fields)
 _EXPECTED = {
     "int_type": "an integer",
     "string_type": "a string",
@@ -182,13 +231,15 @@ class _Text:
 
     name: str
     lines: tuple[str, ...]
-    headers: tuple[int, ...]  # 1-based line of each [[signature]] header, in order
+    headers: tuple[int, ...]  # 1-based line of each [[signature]] (or other) header, in order
+    tables: tuple[int, ...] = ()  # 1-based line of every table header of any kind
 
     @classmethod
-    def of(cls, name: str, text: str) -> _Text:
+    def of(cls, name: str, text: str, header: re.Pattern[str] = _HEADER_RE) -> _Text:
         lines = tuple(text.splitlines())
-        headers = tuple(i + 1 for i, line in enumerate(lines) if _HEADER_RE.match(line))
-        return cls(name, lines, headers)
+        headers = tuple(i + 1 for i, line in enumerate(lines) if header.match(line))
+        tables = tuple(i + 1 for i, line in enumerate(lines) if _ANY_HEADER_RE.match(line))
+        return cls(name, lines, headers, tables)
 
     def entry_line(self, index: int) -> int:
         return self.headers[index] if index < len(self.headers) else 1
@@ -196,7 +247,8 @@ class _Text:
     def key_line(self, index: int, key: str) -> int | None:
         """Line of `key` (dotted for source keys) inside entry `index`, if it can be found."""
         start = self.entry_line(index)
-        end = self.headers[index + 1] if index + 1 < len(self.headers) else len(self.lines) + 1
+        after = [t for t in self.tables if t > start]
+        end = after[0] if after else len(self.lines) + 1
         leaf = re.escape(key.rsplit(".", 1)[-1])
         anchor = r"(?:^\s*|[{,]\s*)" if "." in key else r"^\s*"
         pattern = re.compile(anchor + rf"[\"']?{leaf}[\"']?\s*=")
@@ -217,7 +269,7 @@ def _error(text: _Text, index: int, entry_id: str | None, problem: _Problem) -> 
     return SignatureError(f"{where}: entry {label}: {body.replace('{at}', '')}")
 
 
-def _pydantic_problem(error: Mapping[str, Any]) -> _Problem:
+def _pydantic_problem(error: Mapping[str, Any], keys: tuple[str, ...] = ENTRY_KEYS) -> _Problem:
     """Turn pydantic's first error into one sentence with its fix."""
     loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
     key = ".".join(loc) if loc else None
@@ -225,7 +277,7 @@ def _pydantic_problem(error: Mapping[str, Any]) -> _Problem:
     value = error.get("input")
     if kind == "extra_forbidden":
         inside = "source" if key and key.startswith("source.") else None
-        allowed = ", ".join(SOURCE_KEYS if inside else ENTRY_KEYS)
+        allowed = ", ".join(SOURCE_KEYS if inside else keys)
         where = " in source" if inside else ""
         return _Problem(key, f"unknown key {key!r}{{at}}{where}; allowed keys: {allowed}")
     if kind == "missing":
@@ -250,6 +302,7 @@ def _literal_values(key: str | None) -> tuple[str, ...]:
         "transport": TRANSPORTS,
         "orig_roles": ROLES,
         "resp_roles": ROLES,
+        "roles": ROLES,
         "direction": DIRECTIONS,
         "scope": SCOPES,
         "status": STATUSES,
@@ -397,7 +450,7 @@ def _read(item: Traversable | Path) -> bytes:
         raise SignatureError(f"{item}: cannot read signature file: {exc.strerror}") from None
 
 
-def _parse_file(name: str, raw: bytes) -> tuple[Signature, ...]:
+def _parse_file(name: str, raw: bytes) -> tuple[tuple[Signature, ...], tuple[Infrastructure, ...]]:
     """All entries of one file, validated one by one; the first problem raises."""
     try:
         content = raw.decode("utf-8")
@@ -408,21 +461,117 @@ def _parse_file(name: str, raw: bytes) -> tuple[Signature, ...]:
         data = tomllib.loads(content)
     except tomllib.TOMLDecodeError as exc:
         raise _toml_error(name, exc) from None
-    text = _Text.of(name, content)
-    extra = sorted(set(data) - {"signature"})
+    extra = sorted(set(data) - set(TABLES))
     if extra:
         raise SignatureError(
             f"{name}:1: unknown top-level key {extra[0]!r}; a signature file holds only "
-            "[[signature]] tables"
+            "[[signature]] tables (and [[infrastructure]] tables)"
         )
-    entries = data.get("signature", [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise SignatureError(f"{name}:1: 'signature' must be [[signature]] tables")
-    if not entries:
+    entries = _tables(name, data, "signature")
+    infra = _tables(name, data, "infrastructure")
+    if not entries and not infra:
         raise SignatureError(
             f"{name}:1: no [[signature]] entries; add at least one or remove the file"
         )
-    return tuple(_parse_entry(raw, text, i) for i, raw in enumerate(entries))
+    text = _Text.of(name, content)
+    infra_text = _Text.of(name, content, _INFRA_HEADER_RE)
+    return (
+        tuple(_parse_entry(raw, text, i) for i, raw in enumerate(entries)),
+        tuple(_parse_infrastructure(raw, infra_text, i) for i, raw in enumerate(infra)),
+    )
+
+
+def _tables(name: str, data: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    entries = data.get(key, [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise SignatureError(f"{name}:1: '{key}' must be [[{key}]] tables")
+    return entries
+
+
+def _infra_error(text: _Text, index: int, label: str | None, problem: _Problem) -> SignatureError:
+    where = f"{text.name}:{text.entry_line(index)}"
+    body = problem.text
+    if problem.key is not None:
+        key_line = text.key_line(index, problem.key)
+        if key_line is not None and key_line != text.entry_line(index):
+            body = body.replace("{at}", f" (line {key_line})", 1)
+    name = label if label else f"#{index + 1}"
+    return SignatureError(f"{where}: infrastructure {name}: {body.replace('{at}', '')}")
+
+
+def _parse_infrastructure(raw: Any, text: _Text, index: int) -> Infrastructure:
+    group = raw.get("group") if isinstance(raw, dict) else None
+    label = group if isinstance(group, str) else None
+    try:
+        entry = _InfraModel.model_validate(raw)
+    except ValidationError as exc:
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        raise _infra_error(text, index, label, _pydantic_problem(errors[0], INFRA_KEYS)) from None
+    if not _GROUP_RE.match(entry.group):
+        problem = _Problem(
+            "group",
+            f"group {entry.group!r}{{at}} is not a name of lower-case letters, digits and '_'",
+        )
+        raise _infra_error(text, index, label, problem)
+    twice = sorted({i for i in entry.signatures if entry.signatures.count(i) > 1})
+    if twice:
+        problem = _Problem("signatures", f"signatures{{at}} list {twice[0]!r} twice")
+        raise _infra_error(text, index, label, problem)
+    return Infrastructure(
+        group=entry.group,
+        roles=frozenset(entry.roles),
+        signatures=tuple(entry.signatures),
+        any_host=entry.any_host,
+        note=entry.note,
+        file=text.name,
+        line=text.entry_line(index),
+    )
+
+
+def _check_infrastructure(signatures: Sequence[Signature], infra: Sequence[Infrastructure]) -> None:
+    """Across files: ids name common signatures of this catalog; each group name and each
+    role once; with any entry, every role declared."""
+    if not infra:
+        return
+    by_id = {sig.id: sig for sig in signatures}
+    common = [sig.id for sig in signatures if sig.system == "common"]
+    groups: dict[str, Infrastructure] = {}
+    declared: dict[str, Infrastructure] = {}
+    for entry in infra:
+        where = f"{entry.file}:{entry.line}: infrastructure {entry.group}"
+        first = groups.setdefault(entry.group, entry)
+        if first is not entry:
+            raise SignatureError(
+                f"{where}: duplicate group, first defined at {first.file}:{first.line}; "
+                "give one of them another name"
+            )
+        for role in sorted(entry.roles, key=ROLES.index):
+            other = declared.setdefault(role, entry)
+            if other is not entry:
+                raise SignatureError(
+                    f"{where}: role {role!r} is already declared by group {other.group} "
+                    f"({other.file}:{other.line}); declare each role once"
+                )
+        for sig_id in entry.signatures:
+            sig = by_id.get(sig_id)
+            if sig is None:
+                known = ", ".join(common) or "none in this catalog"
+                raise SignatureError(
+                    f"{where}: unknown signature id {sig_id!r}; list common signatures ({known})"
+                )
+            if sig.system != "common":
+                raise SignatureError(
+                    f"{where}: {sig_id} is a {sig.system} signature ({_where(sig)}), not "
+                    "common infrastructure; list only signatures of system common"
+                )
+    missing = [role for role in ROLES if role not in declared]
+    if missing:
+        first = infra[0]
+        raise SignatureError(
+            f"{first.file}:{first.line}: infrastructure: no entry declares role "
+            f"{missing[0]!r}; add it to an [[infrastructure]] table (signatures = [] for "
+            "none)"
+        )
 
 
 def _where(sig: Signature) -> str:
@@ -489,6 +638,7 @@ class Catalog:
     signatures: tuple[Signature, ...]
     sha256: str  # over the sorted files' names and bytes: identifies the catalog in outputs
     files: tuple[str, ...]  # paths of the files loaded, sorted by name
+    infrastructure: tuple[Infrastructure, ...] = ()  # [[infrastructure]] entries, file order
     _by_id: Mapping[str, Signature] = field(init=False, repr=False, compare=False)
     _by_port: Mapping[tuple[str, int], tuple[Signature, ...]] = field(
         init=False, repr=False, compare=False
@@ -521,6 +671,47 @@ class Catalog:
         """Every signature documenting `port` on `transport` (ICMP: the type), file order."""
         return self._by_port.get((transport, port), ())
 
+    def infrastructure_of(self, role: str) -> Infrastructure | None:
+        """The [[infrastructure]] entry declaring `role`; None when none does (then the
+        role may use every common signature, as a host without a role does)."""
+        for entry in self.infrastructure:
+            if role in entry.roles:
+                return entry
+        return None
+
+    def infrastructure_map(self) -> dict[str, frozenset[str]]:
+        """Declared role -> ids of the common signatures it may use."""
+        return {
+            role: frozenset(entry.signatures)
+            for entry in self.infrastructure
+            for role in entry.roles
+        }
+
+    def any_host_roles(self) -> frozenset[str]:
+        """The roles a signature side documented as "any host" (no roles) includes: every
+        role but those of entries with any_host = false (devices whose documents list
+        their own ports only)."""
+        return frozenset(ROLES) - {
+            role for entry in self.infrastructure if not entry.any_host for role in entry.roles
+        }
+
+    def infrastructure_roles(self, signature_id: str) -> frozenset[str]:
+        """The roles that may use a common signature: those whose entry lists it, and any
+        role no entry declares."""
+        declared = self.infrastructure_map()
+        return frozenset(
+            role for role in ROLES if role not in declared or signature_id in declared[role]
+        )
+
+    def documented_for(self, role: str) -> tuple[Signature, ...]:
+        """The signatures naming `role` on either side that document a service (not
+        reserved/placeholder), file order: what the documents list for that role."""
+        return tuple(
+            sig
+            for sig in self.signatures
+            if role in sig.orig_roles | sig.resp_roles and sig.status not in NOT_A_SERVICE
+        )
+
     def service_ports(self) -> frozenset[tuple[str, int]]:
         """(transport, port) pairs some signature documents as a service; reserved and
         placeholder entries document none. For the flow table's originator rule."""
@@ -539,7 +730,12 @@ class Catalog:
         for signature_id, new_ports in replaced.items():
             taken.setdefault(self._by_id[signature_id].transport, set()).update(new_ports)
         signatures = tuple(_apply_override(sig, replaced, taken) for sig in self.signatures)
-        return Catalog(signatures=signatures, sha256=self.sha256, files=self.files)
+        return Catalog(
+            signatures=signatures,
+            sha256=self.sha256,
+            files=self.files,
+            infrastructure=self.infrastructure,
+        )
 
 
 def _override_ports(signature_id: str, ports: Sequence[int]) -> frozenset[int]:
@@ -603,17 +799,22 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     location: Traversable | Path = _default_location() if path is None else Path(path)
     files = _signature_files(location)
     signatures: list[Signature] = []
+    infra: list[Infrastructure] = []
     contents: list[tuple[str, bytes]] = []
     for item in files:
         raw = _read(item)
-        signatures.extend(_parse_file(item.name, raw))
+        entries, declared = _parse_file(item.name, raw)
+        signatures.extend(entries)
+        infra.extend(declared)
         contents.append((item.name, raw))
     _check_unique(signatures)
     _check_contradictions(signatures)
+    _check_infrastructure(signatures, infra)
     return Catalog(
         signatures=tuple(signatures),
         sha256=catalog_sha256(contents),
         files=tuple(str(item) for item in files),
+        infrastructure=tuple(infra),
     )
 
 
@@ -669,8 +870,12 @@ def format_list(catalog: Catalog) -> str:
     return "\n".join(lines)
 
 
-def format_show(sig: Signature) -> str:
-    """Every field of one signature, the source wording included."""
+def format_show(sig: Signature, catalog: Catalog | None = None) -> str:
+    """Every field of one signature, the source wording included; for a common signature
+    with `catalog`, also the roles whose [[infrastructure]] entry lets them use it."""
+    infra: tuple[tuple[str, str], ...] = ()
+    if catalog is not None and sig.system == "common" and catalog.infrastructure:
+        infra = (("infrastructure", _users_text(catalog, sig)),)
     fields = (
         ("id", sig.id),
         ("revision", str(sig.revision)),
@@ -689,6 +894,7 @@ def format_show(sig: Signature) -> str:
         ("service", sig.service or "-"),
         ("versions", sig.versions or "-"),
         ("remote_hosts", ", ".join(sig.remote_hosts) or "-"),
+        *infra,
         ("document", sig.source.document),
         ("section", sig.source.section),
         ("wording", sig.source.wording),
@@ -696,3 +902,45 @@ def format_show(sig: Signature) -> str:
     )
     width = max(len(key) for key, _ in fields)
     return "\n".join(f"{key.ljust(width)}  {value}" for key, value in fields)
+
+
+def _users_text(catalog: Catalog, sig: Signature) -> str:
+    users = catalog.infrastructure_roles(sig.id)
+    groups = [e for e in catalog.infrastructure if e.roles & users]
+    where = ", ".join(f"group {e.group}, {e.file}:{e.line}" for e in groups)
+    text = f"used by {_roles_text(users) if users else 'no role'}"
+    if where:
+        text += f" ({where})"
+    barred = frozenset(ROLES) - users
+    if barred:
+        text += f"; not by {_roles_text(barred)}"
+    return text
+
+
+def format_role(catalog: Catalog, role: str) -> str:
+    """One role: its system, the common infrastructure its [[infrastructure]] entry lets it
+    use, and the signatures documenting it (what `pcapclass signatures show ROLE` prints)."""
+    entry = catalog.infrastructure_of(role)
+    if entry is None:
+        group, infra, note = "-", "every common signature (no [[infrastructure]] entry)", "-"
+    else:
+        group = f"{entry.group} ({entry.file}:{entry.line})"
+        infra = ", ".join(entry.signatures) or "none"
+        note = entry.note
+    documented = catalog.documented_for(role)
+    rows = [(sig.id, sig.transport, _compact(sig.ports), direction_text(sig)) for sig in documented]
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(4)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ] or ["-"]
+    fields = (
+        ("role", role),
+        ("system", ROLE_SYSTEM[role]),
+        ("group", group),
+        ("infrastructure", infra),
+        ("note", note),
+        ("documented", lines[0]),
+        *(("", line) for line in lines[1:]),
+    )
+    width = max(len(key) for key, _ in fields)
+    return "\n".join(f"{key.ljust(width)}  {value}".rstrip() for key, value in fields)

@@ -222,8 +222,8 @@ def as_json(
             "findings": r.findings.num_rows,
             "warnings": list(r.capture.warnings),
         }
-        health = getattr(r, "health", None)  # capture health, where the reader adds it
-        if health is not None:
+        health = r.capture.health  # capture health (pipeline.analyze fills it)
+        if health:
             entry["health"] = health
         captures.append(entry)
     messages = [e.message if isinstance(e, Failure) else e for e in errors]

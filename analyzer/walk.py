@@ -219,23 +219,26 @@ def scale_ts(hi: int, lo: int, tsresol: int, offset_s: int) -> tuple[int, bool]:
             frac_ns = frac // POW10[r - 9]
         else:
             frac_ns = np.uint64(0)
-    clamped = False
-    if sec >= np.uint64(MAX_TS_S):
-        s = np.int64(MAX_TS_S)
+    # sec + offset_s in unsigned arithmetic, exactly: sec is up to 2^64 - 1, the offset
+    # any int64 (clamping either one first would date 2^64 s - 5e9 s to the year 2103)
+    limit = np.uint64(MAX_TS_S)
+    off = np.int64(offset_s)
+    if off >= 0:
+        uoff = np.uint64(off)
+        high = bool(sec >= limit or uoff >= limit or sec + uoff >= limit)
+        low = False
+        total = sec + uoff if not high else np.uint64(0)
     else:
-        s = np.int64(sec)
-    off = np.int64(offset_s)  # beyond +-2 * MAX_TS_S the result is clamped either way
-    if off > 2 * MAX_TS_S:
-        off = np.int64(2 * MAX_TS_S)
-    elif off < -2 * MAX_TS_S:
-        off = np.int64(-2 * MAX_TS_S)
-    s += off
+        uoff = np.uint64(-(off + 1)) + np.uint64(1)  # |off|, also for -2^63
+        low = bool(sec < uoff)
+        total = sec - uoff if not low else np.uint64(0)
+        high = bool(not low and total >= limit)
     ns = np.int64(frac_ns)
-    if s < 0:
-        s, ns, clamped = np.int64(0), np.int64(0), True
-    elif s >= MAX_TS_S:
-        s, clamped = np.int64(MAX_TS_S - 1), True
-    return int(s * NS_PER_S + ns), clamped
+    if low:
+        return 0, True
+    if high:
+        return int(np.int64(MAX_TS_S - 1) * NS_PER_S + ns), True
+    return int(np.int64(total) * NS_PER_S + ns), False
 
 
 @kernel

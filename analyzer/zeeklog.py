@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import InputError
+from .output import open_temp
 from .site import Site, default_networks, is_local
 
 SEPARATOR = "\t"  # Zeek LogAscii::separator
@@ -344,6 +344,15 @@ def findings_log(findings: pa.Table, *, span: tuple[datetime, datetime] | None =
     return render_log("pcapclass_findings", FINDINGS_FIELDS, rows, opened, closed)
 
 
+def log_texts(flows: pa.Table, findings: pa.Table, *, site: Site | None = None) -> dict[str, str]:
+    """File name -> text of both logs of one capture (both with the connections' span as
+    #open/#close); what write_zeek_logs writes and batch --zeek-logs partitions."""
+    return {
+        CONN_LOG: conn_log(flows, site=site),
+        FINDINGS_LOG: findings_log(findings, span=_span(flows, "ts", "last_ts")),
+    }
+
+
 def write_zeek_logs(
     tables: _HasTables | Mapping[str, pa.Table], outdir: Path, *, site: Site | None = None
 ) -> dict[str, Path]:
@@ -354,10 +363,8 @@ def write_zeek_logs(
         flows, findings = tables["flows"], tables["findings"]
     else:
         flows, findings = tables.flows, tables.findings
-    texts = {
-        "conn": (CONN_LOG, conn_log(flows, site=site)),
-        "findings": (FINDINGS_LOG, findings_log(findings, span=_span(flows, "ts", "last_ts"))),
-    }
+    logs = log_texts(flows, findings, site=site)
+    texts = {"conn": (CONN_LOG, logs[CONN_LOG]), "findings": (FINDINGS_LOG, logs[FINDINGS_LOG])}
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -369,12 +376,13 @@ def write_zeek_logs(
 
 
 def write_text_atomic(final: Path, text: str) -> Path:
-    """Write a text file through a temporary name and a rename (never half-written)."""
+    """Write a text file through a temporary name and a rename (never half-written).
+    The file gets 0666 minus the umask, as the Parquet outputs do (mkstemp's 0600 would
+    survive the rename and lock out a notebook user of the same group)."""
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        tmp, fd = open_temp(final)
     except OSError as exc:
         raise InputError(f"{final}: cannot write ({exc.strerror}); check the folder") from exc
-    tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)

@@ -664,3 +664,65 @@ def test_progress_on_a_terminal_shows_captures_bytes_rate_and_failures(
     quiet.update(Outcome("/x/a.pcap", "done", packets=1), 50)
     quiet.close()
     assert capsys.readouterr().err == ""
+
+
+# ----------------------------------------------------------------------------- --zeek-logs
+
+
+def test_zeek_logs_per_capture_in_the_dataset(tmp_path: Path) -> None:
+    """--zeek-logs: each capture's conn.log and pcapclass_findings.log under
+    DATASET/zeek/site=/date=/<sha16>.*.log, read back by parsezeeklogs (not our parser),
+    as many rows as the capture's flows and findings parts; recorded in the manifest;
+    added to captures done without them; removed by a --reprocess without the option."""
+    parsezeeklogs = pytest.importorskip("parsezeeklogs", reason="pip install -e '.[test]'")
+    inp = tmp_path / "in"
+    (inp / "mixed").mkdir(parents=True)
+    shutil.copy(SAMPLES / "mixed_site.site.toml", inp / "mixed" / "site.toml")
+    shutil.copy(SAMPLES / "mixed_site.pcapng", inp / "mixed" / "eth1.pcapng")
+    shutil.copy(SAMPLES / "cmi_site.pcap.gz", inp / "cmi.pcap.gz")
+    out = tmp_path / "ds"
+    plain = batch.run([inp], out, now=LATER)
+    assert len(plain.analysed) == 2 and not (out / "zeek").exists()
+    first = batch.run([inp], out, now=LATER, zeek_logs=True)
+    assert len(first.analysed) == 2  # done before, but without the logs asked for now
+    umask = os.umask(0)
+    os.umask(umask)
+    for path, row in manifest_rows(out).items():
+        parts = json.loads(row["parts"])
+        sha16 = row["sha256"][:16]
+        where = partition.partition_dir("zeek", row["site"], row["date"])
+        conn = (where / f"{sha16}.conn.log").as_posix()
+        findings_log = (where / f"{sha16}.pcapclass_findings.log").as_posix()
+        assert parts[3:] == [conn, findings_log], path
+        flows = pq.read_table(out / parts[0])
+        findings = pq.read_table(out / parts[1])
+        conn_rows = list(parsezeeklogs.read_zeek(str(out / conn)))
+        assert len(conn_rows) == flows.num_rows == row["flows"] > 0
+        assert sorted(r["uid"] for r in conn_rows) == sorted(flows.column("uid").to_pylist())
+        assert len(list(parsezeeklogs.read_zeek(str(out / findings_log)))) == findings.num_rows
+        assert (out / conn).stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (out / "zeek" / "site=Rathaus%20Nord%20%28demo%29").is_dir()
+    logs = sorted(p for p in (out / "zeek").rglob("*") if p.is_file())
+    assert len(logs) == 4
+    again = batch.run([inp], out, now=LATER, zeek_logs=True)
+    assert again.analysed == []
+    without = batch.run([inp], out, now=LATER)  # done with logs: nothing to do either
+    assert without.analysed == []
+    assert sorted(p for p in (out / "zeek").rglob("*") if p.is_file()) == logs
+    batch.run([inp], out, now=LATER, reprocess=True)
+    assert not (out / "zeek").exists()
+    assert all(len(json.loads(r["parts"])) == 3 for r in manifest_rows(out).values())
+
+
+def test_stray_zeek_log_of_a_killed_run_is_cleaned_up(tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    write_capture(inp / "a.pcap", dt.date(2026, 11, 21), [("10.0.0.1", "10.0.0.2", 22)])
+    out = tmp_path / "ds"
+    batch.run([inp], out, now=LATER, zeek_logs=True)
+    stray = out / "zeek" / "site=unknown" / "date=2026-11-20" / "0123456789abcdef.conn.log"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("#separator \\x09\n")  # renamed into place, then the driver was killed
+    result = batch.run([inp], out, now=LATER, zeek_logs=True)
+    assert result.cleaned == ["zeek/site=unknown/date=2026-11-20/0123456789abcdef.conn.log"]
+    assert not stray.exists()
+    assert len(list((out / "zeek").rglob("*.log"))) == 2

@@ -628,3 +628,50 @@ def test_msrpc_without_the_answer_falls_back_to_the_dynamic_range(catalog, site)
     assert out.at[2, "reason"].startswith(
         f"best effort: MS-RPC dynamic port after the endpoint mapper {CLIENT} -> {SESCOMM}:135"
     )
+
+
+# --- one-way mirror (issue 14): direction verdicts on one-sided evidence -------------------
+
+
+def _one_way_capture(wrong_both_ways: bool) -> list[dict[str, object]]:
+    """Ten office TCP connections with data seen one way only (the mirror copies one
+    direction: health.py's one-way mirror), plus an ISENet opening 41796 to SesComm."""
+    rows = [
+        flow(orig_h=OFFICE, resp_h=INTERNET, resp_p=443, resp_pkts=0, resp_bytes=0,
+             resp_ip_bytes=0, conn_state="S0", history="ShAD")
+        for _ in range(10)
+    ]  # fmt: skip
+    back = {} if wrong_both_ways else {"resp_pkts": 0, "resp_bytes": 0, "resp_ip_bytes": 0}
+    rows.append(
+        flow(orig_h=ISENET, resp_h=SESCOMM, resp_p=41796, conn_state="S0", history="ShAD", **back)
+    )
+    return rows
+
+
+def test_wrong_direction_on_one_sided_evidence_says_so(catalog, site):
+    out = run(_one_way_capture(wrong_both_ways=False), catalog, site).flows
+    row = out.iloc[-1]
+    assert (row["verdict"], row["signature_id"]) == (
+        "wrong_direction",
+        "sesam.sescomm-isenet-41796",
+    )
+    assert row["reason"] == (
+        f"TCP connection attempt (no answer) opened by ISENet {ISENET} to SesComm server "
+        f"{SESCOMM}:41796; data connection SesComm -> ISENet (controller synchronisation) "
+        "(sesam.sescomm-isenet-41796) is opened by sescomm_server -> isenet only "
+        "(Netzwerkverbindungen und verwendete Ports) (one-sided capture: direction not "
+        "verified)"
+    )
+    assert row["orig_evidence"] == "syn"  # stays what the packets showed
+    findings = run(_one_way_capture(wrong_both_ways=False), catalog, site).findings
+    wrong = findings[findings["verdict"] == "wrong_direction"]
+    assert wrong["message"].iloc[0].endswith("(one-sided capture: direction not verified)")
+
+
+def test_wrong_direction_seen_both_ways_or_in_a_healthy_capture_has_no_note(catalog, site):
+    both = run(_one_way_capture(wrong_both_ways=True), catalog, site).flows.iloc[-1]
+    assert both["verdict"] == "wrong_direction"
+    assert "one-sided" not in both["reason"]  # this connection's packets went both ways
+    alone = run(_one_way_capture(wrong_both_ways=False)[-1:], catalog, site).flows.iloc[0]
+    assert alone["verdict"] == "wrong_direction"
+    assert "one-sided" not in alone["reason"]  # one SYN unanswered in a healthy capture

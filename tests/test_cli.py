@@ -105,6 +105,8 @@ def test_stdin_with_out_and_json(tmp_path: Path) -> None:
         "interrupted",
         "exit_code",
     }
+    health = obj["captures"][0].pop("health")  # the contract: `health` per capture
+    assert (health["packets"], health["skipped_total"], health["warnings"]) == (0, 0, [])
     assert obj["captures"] == [
         {
             "path": "-",
@@ -186,6 +188,33 @@ def test_signatures_show_unknown_id(tmp_path: Path) -> None:
         "pcapclass: error: unknown signature id 'cmi.nope'; "
         "`pcapclass signatures list` shows the ids\n"
     )
+
+
+def test_signatures_show_a_role_and_who_uses_a_common_signature(tmp_path: Path) -> None:
+    """Issue 12: the per-role common infrastructure is printed by `signatures show`."""
+    common = (ROOT / "signatures" / "common.toml").read_text(encoding="utf-8").splitlines()
+    pc_line = common.index('group = "pc"')  # the [[infrastructure]] header is the line above
+    isenet_line = common.index('group = "isenet"')
+    r = run("signatures", "show", "isenet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().splitlines()
+    assert lines[:4] == [
+        "role            isenet",
+        "system          sesam",
+        f"group           isenet (common.toml:{isenet_line})",
+        "infrastructure  none",
+    ]
+    assert lines[5].split() == ["documented", "sesam.lantronix-41797", "udp", "41797",
+                                "sescomm_server/sesam_client", "<->", "isenet"]  # fmt: skip
+    assert lines[-1].split() == [
+        "sesam.ping-isenet", "icmp", "8", "sescomm_server/sesam_client", "->", "isenet",
+    ]  # fmt: skip
+    r = run("signatures", "show", "common.ntp", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (
+        "infrastructure  used by gemos_server/gemos_client/sescomm_server/sesam_client/sesam_db "
+        f"(group pc, common.toml:{pc_line}); not by isenet/cmi/comserver"
+    ) in r.stdout.decode().splitlines()
 
 
 def test_signatures_list_and_validate(tmp_path: Path) -> None:

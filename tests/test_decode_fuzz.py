@@ -21,8 +21,11 @@ from analyzer.decode import MAX_VLAN_TAGS, decode_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 LINKTYPES = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147]
-BUDGET = settings(
-    max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+BUDGET = settings(  # benchmarks/fuzz_long.py raises the budget and randomizes
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    derandomize=os.environ.get("FUZZ_RANDOM") != "1",
+    suppress_health_check=list(HealthCheck),
 )
 
 ARP = struct.pack(

@@ -150,8 +150,8 @@ def test_rare_obsolete_and_reserved_are_not_allowed(catalog):
     text = render_nftables(policy)
     assert "\t\t# disabled (rare: a finding when seen; enable by hand if needed):" in text
     assert (
-        '\t\t# ip saddr @local_v4 ip daddr @isenet_v4 udp dport 69 accept comment "sesam.tftp'
-        in text
+        "\t\t# ip saddr @local_v4 ip saddr != @comserver_v4 ip daddr @isenet_v4 udp dport 69 "
+        'accept comment "sesam.tftp' in text  # the com server is no "any host" (issue 12)
     )
     assert "12005" not in text and "12099" not in text
 
@@ -345,3 +345,25 @@ def test_empty_arrow_flows_narrow_to_no_rule(catalog, tmp_path):
     policy = build_policy(catalog, site_of("cmi_site"), seen=load_seen(folder))
     assert policy.rules == () and policy.dropped == () and policy.link_only == 0
     assert isinstance(load_seen(folder).flows, pa.Table)
+
+
+def test_common_infrastructure_follows_the_catalog_roles(catalog):
+    """Issue 12: PCs use DNS/NTP/ping; the ISENets and the com server only their documented
+    ports, as classify reads the same [[infrastructure]] entries."""
+    policy = build_policy(catalog, site_of("mixed_site"))
+    pc, isenet, comserver, server = (
+        "192.168.10.50",
+        "192.168.10.201",
+        "192.168.10.31",
+        "192.168.10.5",
+    )
+    assert policy.accepts(pc, "192.0.2.53", "udp", 50000, 53)  # a PC asks any name server
+    assert policy.accepts(server, "192.168.10.1", "udp", 123, 123)
+    assert not policy.accepts(isenet, "192.0.2.53", "udp", 50000, 53)  # the ISENet may not
+    assert not policy.accepts(comserver, "192.168.10.1", "udp", 123, 123)
+    assert not policy.accepts(server, comserver, "udp", 50000, 53)  # nor serve it
+    assert not policy.accepts("192.168.10.1", isenet, "udp", 123, 123)
+    assert policy.accepts(pc, isenet, "icmp", 8, 0)  # the documented ping, PC -> ISENet
+    assert not policy.accepts(isenet, pc, "icmp", 8, 0)  # not the other way round
+    assert not policy.accepts(comserver, server, "tcp", 50000, 22)  # ssh: "any host", not it
+    assert policy.accepts("192.168.10.99", server, "tcp", 50000, 22)

@@ -120,31 +120,65 @@ def test_gemos_server_and_client_from_pro02(catalog):
     assert list(out.at[CLIENT, "roles"]) == ["gemos_client"]
 
 
-def test_lantronix_mac_without_sesam_evidence_is_a_comserver(catalog):
+def test_a_vendor_alone_gives_no_role(catalog):
+    """Issue 11: Lantronix chips sit in com servers, ISENets and unrelated devices; W&T
+    makes more than com servers. A MAC prefix without documented behaviour is no role."""
     arp = pd.DataFrame(
         {
-            "ip": ["192.168.1.60", ISENET],
-            "mac": ["00:20:4a:00:00:01", "00:20:4a:00:00:02"],
-            "ts": [T0, T0],
+            "ip": ["192.168.1.60", "192.168.1.61", ISENET],
+            "mac": ["00:20:4a:00:00:01", "00:c0:3d:00:00:01", "00:80:a3:00:00:02"],
+            "ts": [T0, T0, T0],
         }
     )
-    out = roles([flow()], catalog, arp=arp)
-    assert list(out.at["192.168.1.60", "roles"]) == ["comserver"]
-    assert out.at["192.168.1.60", "role_evidence"] == "comserver: MAC vendor Lantronix"
+    rows = [flow(), flow(orig_h=CLIENT, resp_h="192.168.1.61", resp_p=80)]
+    out = roles(rows, catalog, arp=arp)
+    for ip in ("192.168.1.60", "192.168.1.61"):
+        assert list(out.at[ip, "roles"]) == [], ip
+        assert pd.isna(out.at[ip, "role"]) and pd.isna(out.at[ip, "role_evidence"])
     assert list(out.at[ISENET, "roles"]) == ["isenet"]
     assert out.at[ISENET, "role_evidence"] == (
-        f"isenet: accepted 41796/tcp from {SESCOMM} (1 connection); MAC vendor Lantronix"
+        f"isenet: accepted 41796/tcp from {SESCOMM} (1 connection); "
+        "MAC vendor Lantronix (supporting)"
     )
 
 
-def test_wut_mac_is_a_comserver(catalog):
+def test_lantronix_mac_supports_the_comserver_its_ports_show(catalog):
+    server, xport = "192.168.1.5", "192.168.1.62"
+    arp = pd.DataFrame({"ip": [xport], "mac": ["00:20:4a:00:00:09"], "ts": [T0]})
+    rows = [flow(orig_h=server, resp_h=xport, resp_p=10001)]
+    out = roles(rows, catalog, arp=arp)
+    assert list(out.at[xport, "roles"]) == ["comserver"]
+    assert out.at[xport, "role_evidence"] == (
+        f"comserver: accepted 10001/tcp from {server} (1 connection); "
+        "MAC vendor Lantronix (supporting)"
+    )
+
+
+def test_a_vendor_never_supports_a_role_its_devices_cannot_hold(catalog):
+    """A Lantronix MAC on a host that behaves as the SesComm PC: the vendor supports
+    neither PC role, so the evidence names the behaviour only."""
+    arp = pd.DataFrame({"ip": [SESCOMM], "mac": ["00:20:4a:00:00:03"], "ts": [T0]})
+    out = roles([flow()], catalog, arp=arp)
+    assert list(out.at[SESCOMM, "roles"]) == ["sescomm_server"]
+    assert out.at[SESCOMM, "role_evidence"] == (
+        f"sescomm_server: opened 41796/tcp to {ISENET} (1 connection)"
+    )
+
+
+def test_wut_mac_supports_a_comserver_seen_on_its_ports(catalog):
     rows = [
         flow(orig_h="192.168.1.5", resp_h="192.168.1.70", resp_p=80, resp_mac="00:c0:3d:01:02:03")
     ]
     out = roles(rows, catalog)
+    assert list(out.at["192.168.1.70", "roles"]) == []  # HTTP 80 is not a com-server port
+    rows.append(
+        flow(orig_h="192.168.1.5", resp_h="192.168.1.70", resp_p=8000, resp_mac="00:c0:3d:01:02:03")
+    )
+    out = roles(rows, catalog)
     assert list(out.at["192.168.1.70", "roles"]) == ["comserver"]
     assert out.at["192.168.1.70", "role_evidence"] == (
-        "comserver: MAC vendor WIESEMANN & THEIS GMBH"
+        "comserver: accepted 8000/tcp from 192.168.1.5 (1 connection); "
+        "MAC vendor WIESEMANN & THEIS GMBH (supporting)"
     )
 
 
@@ -170,7 +204,8 @@ def test_dns_for_ta_names_only_supports_existing_cmi_evidence(catalog):
     rows = [flow(orig_h=CMI, resp_h="198.51.100.7", resp_p=40001)]
     out = roles(rows, catalog, dns=dns)
     assert out.at[CMI, "role_evidence"] == (
-        "cmi: opened 40001/tcp to 198.51.100.7 (1 connection); asked DNS for cmi.ta.co.at (1 times)"
+        "cmi: opened 40001/tcp to 198.51.100.7 (1 connection); "
+        "asked DNS for cmi.ta.co.at (1 times, supporting)"
     )
     assert "192.168.1.1" not in out.index or list(out.at["192.168.1.1", "roles"]) == []
 
@@ -210,3 +245,26 @@ def test_vendor_accepts_any_mac_spelling_and_caches_per_oui() -> None:
     before = _vendor_of_oui.cache_info().currsize
     vendor("00:c0:3d:12:34:56")
     assert _vendor_of_oui.cache_info().currsize == before  # same OUI, no new entry
+
+
+def test_https_to_a_lantronix_ethernet_ip_device_is_no_gemos_finding():
+    """Public capture (ICS-Security-Tools): 192.168.10.106 has a Lantronix MAC (00:80:a3)
+    and serves HTTPS to 192.168.10.200 (tshark: one TCP conversation on 443, 1,959 frames,
+    one direction). No documented port, so no role, so no GEMOS unexpected_port."""
+    from conftest import PUBLIC
+
+    from analyzer.pipeline import analyze
+
+    capture = PUBLIC / "ICS-Security-Tools" / "EIP-IPAddressChangeAttempt.pcap"
+    if not capture.exists():
+        pytest.skip(f"{capture} not present")
+    result = analyze(capture, write=False)
+    hosts = result.hosts.to_pandas().set_index("ip")
+    assert hosts.at["192.168.10.106", "vendor"] == "Lantronix"
+    assert hosts.at["192.168.10.106", "mac"] == "00:80:a3:8c:33:62"
+    assert pd.isna(hosts.at["192.168.10.106", "role"])
+    assert list(hosts.at["192.168.10.106", "roles"]) == []
+    flows = result.flows.to_pylist()
+    https = [f for f in flows if f["resp_h"] == "192.168.10.106" and f["resp_p"] == 443]
+    assert [(f["verdict"], f["system"]) for f in https] == [("unmonitored", None)]
+    assert result.findings.num_rows == 0

@@ -548,7 +548,7 @@ ERROR_CASES = {
     "unknown top-level key": (
         "version = 2\n" + ENTRY,
         "cmi.toml:1: unknown top-level key 'version'; a signature file holds only "
-        "[[signature]] tables",
+        "[[signature]] tables (and [[infrastructure]] tables)",
     ),
     "payload on udp": (
         ENTRY.replace('"tcp"', '"udp"').replace("remote_hosts", 'payload = "http"\nremote_hosts'),
@@ -640,4 +640,161 @@ def test_shipped_12079_pair_without_payloads_would_contradict(tmp_path: Path) ->
         r"'rare' differs from 'active'; give them different ports, roles or payloads, or the "
         r"same status",
         message,
+    )
+
+
+# --- per-role common infrastructure ([[infrastructure]]) ------------------------------------
+
+PC_ROLES = ["gemos_server", "gemos_client", "sescomm_server", "sesam_client", "sesam_db"]
+
+
+def test_shipped_infrastructure_follows_the_documents(catalog: Catalog) -> None:
+    """spec/systems.md and issue 12: PCs (GEMOS servers/clients, SesComm and Sesam PCs, the
+    Sesam database host) use ordinary infrastructure; the C.M.I. only what CMI-Portfreigabe
+    lists (its DNS/NTP are cmi.toml entries); ISENets and com servers only their ports."""
+    groups = {e.group: (sorted(e.roles), e.signatures) for e in catalog.infrastructure}
+    every_common = (
+        "common.dns-udp", "common.dns-tcp", "common.ntp", "common.dhcp", "common.mdns",
+        "common.llmnr", "common.ssdp", "common.netbios-ns", "common.netbios-dgm",
+        "common.netbios-ssn", "common.icmp-echo", "common.icmp6-echo", "common.icmp6-nd",
+    )  # fmt: skip
+    assert groups == {
+        "pc": (sorted(PC_ROLES), every_common),
+        "cmi": (["cmi"], ()),
+        "isenet": (["isenet"], ()),
+        "comserver": (["comserver"], ()),
+    }
+    assert all(e.file == "common.toml" for e in catalog.infrastructure)
+    assert catalog.infrastructure_roles("common.dns-udp") == frozenset(PC_ROLES)
+    assert catalog.infrastructure_of("isenet").signatures == ()
+    assert [s.id for s in catalog.documented_for("comserver")] == [
+        "gemos4.wut-comserver",
+        "gemos4.lantronix-xport-10001",
+        "gemos4.lantronix-xport-30718",
+    ]
+
+
+INFRA_COMMON = """\
+[[signature]]
+id = "common.x"
+revision = 1
+system = "common"
+name = "x"
+transport = "udp"
+ports = [5353]
+orig_roles = []
+resp_roles = []
+direction = "either"
+scope = "local"
+status = "active"
+generic = false
+remote_hosts = []
+source = { document = "d", section = "s", wording = "w" }
+
+[[infrastructure]]
+group = "all"
+roles = ALL_ROLES
+signatures = ["common.x"]
+any_host = true
+note = "n"
+"""
+ALL_ROLES = (
+    '["gemos_server", "gemos_client", "sescomm_server", "sesam_client", "isenet", "sesam_db", '
+    '"cmi", "comserver"]'
+)
+INFRA_COMMON = INFRA_COMMON.replace("roles = ALL_ROLES", f"roles = {ALL_ROLES}")
+
+
+def test_infrastructure_entry_loads(tmp_path: Path) -> None:
+    path = tmp_path / "common.toml"
+    path.write_text(INFRA_COMMON)
+    catalog = load_catalog(path)
+    (entry,) = catalog.infrastructure
+    assert (entry.group, entry.signatures, entry.note, entry.file, entry.line) == (
+        "all",
+        ("common.x",),
+        "n",
+        "common.toml",
+        17,
+    )
+    assert catalog.infrastructure_map()["isenet"] == frozenset({"common.x"})
+    # overrides keep the declarations
+    assert catalog.with_overrides({"common.x": [5354]}).infrastructure == catalog.infrastructure
+
+
+INFRA_ERRORS = {
+    "unknown signature id": (
+        INFRA_COMMON.replace('signatures = ["common.x"]', 'signatures = ["common.y"]'),
+        "common.toml:17: infrastructure all: unknown signature id 'common.y'; list common "
+        "signatures (common.x)",
+    ),
+    "a system's signature": (
+        INFRA_COMMON.replace('signatures = ["common.x"]', 'signatures = ["common.x", "cmi.x"]')
+        + "\n"
+        + ENTRY,
+        "common.toml:17: infrastructure all: cmi.x is a cmi signature (common.toml:24), not "
+        "common infrastructure; list only signatures of system common",
+    ),
+    "unknown role": (
+        INFRA_COMMON.replace('"isenet", "sesam_db"', '"isnet", "sesam_db"'),
+        "common.toml:17: infrastructure all: roles 'isnet' (line 19) is not one of "
+        "gemos_server, gemos_client, sescomm_server, sesam_client, isenet, sesam_db, cmi, "
+        "comserver",
+    ),
+    "role declared twice": (
+        INFRA_COMMON + '\n[[infrastructure]]\ngroup = "dev"\nroles = ["isenet"]\n'
+        'signatures = []\nany_host = false\nnote = "n"\n',
+        "common.toml:24: infrastructure dev: role 'isenet' is already declared by group all "
+        "(common.toml:17); declare each role once",
+    ),
+    "a role not declared": (
+        INFRA_COMMON.replace(', "comserver"]', "]"),
+        "common.toml:17: infrastructure: no entry declares role 'comserver'; add it to an "
+        "[[infrastructure]] table (signatures = [] for none)",
+    ),
+    "unknown key": (
+        INFRA_COMMON.replace('note = "n"', 'note = "n"\nports = [53]'),
+        "common.toml:17: infrastructure all: unknown key 'ports' (line 23); allowed keys: "
+        "group, roles, signatures, any_host, note",
+    ),
+    "empty note": (
+        INFRA_COMMON.replace('note = "n"', 'note = " "'),
+        "common.toml:17: infrastructure all: note (line 22): must not be empty; say what the "
+        "documents list for these roles",
+    ),
+    "missing signatures": (
+        INFRA_COMMON.replace('signatures = ["common.x"]\n', ""),
+        "common.toml:17: infrastructure all: missing key 'signatures'; add it",
+    ),
+    "id listed twice": (
+        INFRA_COMMON.replace('["common.x"]', '["common.x", "common.x"]'),
+        "common.toml:17: infrastructure all: signatures (line 20) list 'common.x' twice",
+    ),
+    "duplicate group": (
+        INFRA_COMMON.replace(ALL_ROLES, '["cmi"]')
+        + '\n[[infrastructure]]\ngroup = "all"\nroles = ["isenet"]\nsignatures = []\n'
+        'any_host = false\nnote = "n"\n',
+        "common.toml:24: infrastructure all: duplicate group, first defined at "
+        "common.toml:17; give one of them another name",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(INFRA_ERRORS))
+def test_infrastructure_error_message(tmp_path: Path, case: str) -> None:
+    text, message = INFRA_ERRORS[case]
+    assert _load_error(tmp_path, text, name="common.toml") == message
+
+
+def test_shipped_infrastructure_with_a_typo_names_file_and_line(tmp_path: Path) -> None:
+    copy = tmp_path / "sigs"
+    shutil.copytree(SHIPPED, copy)
+    text = (copy / "common.toml").read_text(encoding="utf-8")
+    (copy / "common.toml").write_text(text.replace('  "common.ssdp",\n', '  "common.sdp",\n'))
+    with pytest.raises(SignatureError) as info:
+        load_catalog(copy)
+    line = text[: text.index('group = "pc"')].count("\n")  # the [[infrastructure]] header
+    assert str(info.value).startswith(
+        f"common.toml:{line}: infrastructure pc: unknown signature id 'common.sdp'; list "
+        "common signatures (common.dns-udp, "
     )

@@ -107,6 +107,7 @@ def run(
     fail_on: str = DEFAULT_FAIL_ON,
     progress: bool | None = None,
     analyze_options: Mapping[str, Any] | None = None,
+    zeek_logs: bool = False,
     now: Callable[[], float] = time.time,
 ) -> BatchResult:
     """Analyse every capture under `inputs` not yet done into the dataset `out`.
@@ -143,6 +144,7 @@ def run(
             settle_s=settle_s,
             now=now(),
             analyze_options=dict(analyze_options or {}),
+            zeek_logs=zeek_logs,
         )
         if tasks:
             man.put(
@@ -212,6 +214,7 @@ def _plan(
     settle_s: float,
     now: float,
     analyze_options: dict[str, Any],
+    zeek_logs: bool = False,
 ) -> tuple[list[Task], dict[str, tuple[int, float]], list[str]]:
     """Decide for every file under the inputs: analyse, already done, skip, or wait.
     Records skipped and unreadable files in the manifest; returns the tasks, each file's
@@ -248,6 +251,7 @@ def _plan(
             and row["status"] == "done"
             and row["catalog_sha256"] == catalog.sha256
             and row["site_sha256"] == site_sha
+            and (not zeek_logs or _has_zeek_logs(row))
         ):
             result.unchanged.append(path)
             found.append(path)
@@ -277,12 +281,17 @@ def _plan(
             record.append(_failed_row(row, stat, site.error))
             continue
         sizes[path] = (cand.size, cand.mtime)
-        tasks.append(
-            Task(path, str(dataset), site.path if site is not None else None, analyze_options)
-        )
+        site_path = site.path if site is not None else None
+        tasks.append(Task(path, str(dataset), site_path, analyze_options, zeek_logs=zeek_logs))
     if record:
         man.put(record)
     return tasks, sizes, found
+
+
+def _has_zeek_logs(row: Mapping[str, Any]) -> bool:
+    """A done row that has its Zeek logs, or wrote no files at all (nothing to log)."""
+    parts = manifest.parts_of(row)
+    return not parts or any(p.startswith(f"{partition.ZEEK_DIR}/") for p in parts)
 
 
 def _failed_row(

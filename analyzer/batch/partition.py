@@ -1,6 +1,8 @@
 """A capture's partition files: where they go and how they get there atomically.
 
     DATASET/{flows,findings,hosts}/site=NAME/date=YYYY-MM-DD/part-<sha256[:16]>.parquet
+    DATASET/zeek/site=NAME/date=YYYY-MM-DD/<sha256[:16]>.{conn,pcapclass_findings}.log
+                                                          (--zeek-logs only)
 
 Hive partitioning as pyarrow writes and reads it: the partition values live in the
 directory names (URI-encoded, so "Rathaus Nord" is `site=Rathaus%20Nord`), not in the
@@ -33,6 +35,8 @@ STAGING = ".staging"
 PART_HEX = 16  # "part-<capture-sha256 first 16 hex>" (issue 9)
 TABLES = tuple(schema.TABLES)  # flows, findings, hosts
 BASELINE_TABLE = "new_pairs"
+ZEEK_DIR = "zeek"  # --zeek-logs: the Zeek TSV logs, partitioned as the tables are
+ZEEK_SUFFIX = ".log"
 
 
 def site_value(name: str | None) -> str:
@@ -48,6 +52,11 @@ def partition_dir(table: str, site: str, date: str) -> Path:
 
 def part_name(sha256: str) -> str:
     return f"part-{sha256[:PART_HEX]}.parquet"
+
+
+def zeek_name(sha256: str, log: str) -> str:
+    """`<sha256[:16]>.conn.log`: a capture's Zeek log in its partition directory."""
+    return f"{sha256[:PART_HEX]}.{log}"
 
 
 def capture_date(tables: Mapping[str, pa.Table]) -> str | None:
@@ -71,22 +80,29 @@ def write_partitions(
     site: str,
     date: str,
     sha256: str,
+    logs: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Write the three tables of one capture to their partitions; return the files,
-    relative to the dataset, in TABLES order. Safe to kill at any point: before the
-    renames nothing is visible; after some of them, each visible file is complete, and
-    rerunning writes the same names again."""
+    """Write the three tables of one capture to their partitions, and `logs` (Zeek log
+    file name -> text, for --zeek-logs) to DATASET/zeek/; return the files, relative to
+    the dataset, tables in TABLES order, then the logs. Safe to kill at any point: before
+    the renames nothing is visible; after some of them, each visible file is complete,
+    and rerunning writes the same names again."""
+    from ..zeeklog import write_text_atomic
+
     (dataset / STAGING).mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f"{sha256[:PART_HEX]}-", dir=dataset / STAGING))
     try:
-        staged = write_tables(stage, {t: tables[t] for t in TABLES}, meta)
-        parts: list[str] = []
-        for table in TABLES:
-            rel = partition_dir(table, site, date) / part_name(sha256)
-            (dataset / rel.parent).mkdir(parents=True, exist_ok=True)
-            os.replace(staged[table], dataset / rel)
-            parts.append(str(rel))
-        return parts
+        staged: dict[str, Path] = {
+            str(partition_dir(t, site, date) / part_name(sha256)): path
+            for t, path in write_tables(stage, {t: tables[t] for t in TABLES}, meta).items()
+        }
+        for log, text in (logs or {}).items():
+            log_rel = partition_dir(ZEEK_DIR, site, date) / zeek_name(sha256, log)
+            staged[str(log_rel)] = write_text_atomic(stage / log_rel.name, text)
+        for rel, path in staged.items():
+            (dataset / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dataset / rel)
+        return list(staged)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
@@ -118,7 +134,7 @@ def clean_stray(dataset: Path, keep: set[str]) -> list[str]:
     if staging.exists():
         shutil.rmtree(staging, ignore_errors=True)
         removed.append(STAGING)
-    for table in (*TABLES, BASELINE_TABLE):
+    for table in (*TABLES, BASELINE_TABLE, ZEEK_DIR):
         root = dataset / table
         if not root.is_dir():
             continue
@@ -127,7 +143,8 @@ def clean_stray(dataset: Path, keep: set[str]) -> list[str]:
                 path = Path(dirpath) / name
                 rel = str(path.relative_to(dataset))
                 stray_temp = name.startswith(".") and name.endswith(".tmp")
-                orphan = table != BASELINE_TABLE and name.startswith("part-") and rel not in keep
+                ours = name.endswith(ZEEK_SUFFIX) if table == ZEEK_DIR else name.startswith("part-")
+                orphan = table != BASELINE_TABLE and ours and rel not in keep
                 if stray_temp or orphan:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()

@@ -32,6 +32,7 @@ class Task:
     # Extra keyword arguments for pipeline.analyze(), passed through unchanged: the hook
     # for options the analyze command grows (e.g. Zeek logs) that batch should forward.
     analyze_options: dict[str, Any] = field(default_factory=dict)
+    zeek_logs: bool = False  # --zeek-logs: also conn.log and pcapclass_findings.log
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def _process(task: Task, start: float) -> Outcome:
     from ..output import RunInfo, metadata
     from ..pipeline import analyze
     from ..site import load_site
+    from ..zeeklog import log_texts
 
     global _catalog
     if _catalog is None:
@@ -87,8 +89,15 @@ def _process(task: Task, start: float) -> Outcome:
     parts: list[str] = []
     if date is not None:
         meta = metadata(RunInfo(stats, catalog.sha256, site.sha256 if site else None))
+        logs = log_texts(result.flows, result.findings, site=site) if task.zeek_logs else None
         parts = partition.write_partitions(
-            Path(task.dataset), tables, meta, site=site_name, date=date, sha256=stats.sha256
+            Path(task.dataset),
+            tables,
+            meta,
+            site=site_name,
+            date=date,
+            sha256=stats.sha256,
+            logs=logs,
         )
     warnings = list(stats.warnings)
     if date is None:
@@ -110,4 +119,3 @@ def _process(task: Task, start: float) -> Outcome:
         catalog_sha256=catalog.sha256,
         site_sha256=site.sha256 if site is not None else "",
     )
-
