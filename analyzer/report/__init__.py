@@ -111,7 +111,7 @@ def build(
     )
     findings_path = ds.path / ("findings" if dataset else "findings.parquet")
     context = {
-        "plots": plot_list(ds),
+        "plots": plot_list(ds, catalog),
         "severity_colours": dict(plots.SEVERITY_COLORS),
         "coverage_columns": cov_columns,
         "never_seen": never_seen(flows, catalog),
