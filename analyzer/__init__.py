@@ -15,3 +15,11 @@ def baseline(dataset, site=None, date=None):  # type: ignore[no-untyped-def]
     from .batch.baseline import baseline as _baseline
 
     return _baseline(dataset, site=site, date=date)
+
+
+def open_dataset(path):  # type: ignore[no-untyped-def]
+    """One capture's output folder or a batch dataset as pandas frames with the
+    contract's dtypes; see analyzer.dataset.open_dataset. Imported on first use."""
+    from .dataset import open_dataset as _open_dataset
+
+    return _open_dataset(path)
