@@ -20,7 +20,9 @@ class Element:
     texts: list[str] = field(default_factory=list)  # text directly and in descendants
 
     def text(self) -> str:
-        return " ".join(" ".join(self.texts).split())
+        """The text as a browser's textContent, whitespace runs as one space (a `<br>`
+        counts as whitespace)."""
+        return " ".join("".join(self.texts).split())
 
     def find_all(self, tag: str | None = None, **attrs: str) -> list[Element]:
         out = []
@@ -56,6 +58,8 @@ class Page(HTMLParser):
             self.ids[el.attrs["id"]] = el
         if tag not in VOID:
             self._open = el
+        elif tag == "br":
+            self.handle_data(" ")
 
     def handle_endtag(self, tag: str) -> None:
         el: Element | None = self._open

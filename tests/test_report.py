@@ -74,10 +74,22 @@ def test_capture_report_has_every_section_and_nothing_active(demo: Path, demo_pa
 def test_headline_answers_the_cmi_question(demo_page: Page) -> None:
     # sample_pcaps/README.md: the scanner 203.0.113.66 from the internet (80 and a
     # rejected 40001) and an office PC opening the C.M.I.'s web page
+    assert demo_page.ids["headline-summary"].text() == (
+        "The C.M.I. is reachable from outside the local networks. 2 connections from "
+        "203.0.113.66. Also 1 connection from 192.168.10.121 on the local network; the "
+        "C.M.I. only ever opens connections itself. 7 findings, the worst critical."
+    )
+    assert "sev-critical" in demo_page.ids["headline-summary"].attrs["class"]
     cmi = demo_page.ids["headline-cmi"].text()
     assert "3 connections" in cmi
-    assert "203.0.113.66, 192.168.10.121" in cmi
     assert "2 from outside the local networks" in cmi
+    sources = [li.text() for li in demo_page.ids["headline-cmi-sources"].find_all("li")]
+    assert sources == [
+        "critical 203.0.113.66 (outside) → C.M.I. Heizung tcp/40001, tcp/80 (2 connections)",
+        "high 192.168.10.121 (local) → C.M.I. Heizung tcp/80",
+    ]
+    for a in demo_page.ids["headline-cmi-sources"].find_all("a"):
+        assert demo_page.ids[a.attrs["href"][1:]].tag == "article"
     assert "sev-critical" in demo_page.ids["headline-cmi"].attrs["class"]
     worst = demo_page.ids["headline-worst"].text()
     assert "critical" in worst and "7 findings" in worst
@@ -150,7 +162,7 @@ def test_dataset_report_new_pairs_and_sites(nights: Path, tmp_path: Path) -> Non
     assert len(rows) == len(pairs)
     cmi = [r for r in rows if r[2] == "Heizzentrale Schulzentrum"]
     assert [(r[4], r[5], r[6], r[8]) for r in cmi] == [
-        ("cmi", "198.51.100.21", "tcp/40002", "new pair")
+        ("cmi (192.168.1.40)", "198.51.100.21", "tcp/40002", "new pair")
     ]
     assert f"{len(pairs)} new pairs" in page.ids["headline-new"].text()
     # the findings of the dataset: every row of every findings part file

@@ -11,6 +11,7 @@ import pytest
 from report_data import analyze_sample
 
 from analyzer import schema
+from analyzer.dataset import empty_frame, open_dataset
 from analyzer.report import sections
 from analyzer.signatures import Catalog, load_catalog
 
@@ -21,8 +22,8 @@ def catalog() -> Catalog:
 
 
 def flows_of(tmp: Path, capture: str, site: str) -> pd.DataFrame:
-    out = analyze_sample(capture, site, tmp / capture)
-    return pd.read_parquet(out / "flows.parquet")
+    """The flows as the report gets them (analyzer.dataset: categoricals, UTC)."""
+    return open_dataset(analyze_sample(capture, site, tmp / capture)).flows
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def test_only_systems_the_data_shows(cmi: pd.DataFrame, catalog: Catalog) -> Non
 
 
 def test_empty_flows(catalog: Catalog) -> None:
-    empty = schema.empty_table(schema.FLOWS).to_pandas()
+    empty = empty_frame(schema.FLOWS)
     table, columns = sections.coverage(empty, catalog)
     assert (table.rows, table.total) == ([], 0) and columns
     assert sections.never_seen(empty, catalog).rows == []

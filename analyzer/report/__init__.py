@@ -99,7 +99,9 @@ def build(
     cov_table, cov_columns = coverage(flows, catalog)
     content = ct.Content(
         scope=scope,
-        headline=ct.headline(flows, findings, hosts, new_pairs),
+        headline=ct.headline(
+            flows, findings, hosts, new_pairs, dataset=dataset, sites=scope.sites
+        ),
         verdicts=ct.verdict_rows(flows),
         findings=table,
         health=ct.health(ds.metadata or {}),
@@ -118,6 +120,7 @@ def build(
         "finding_severities": [s for s in ct.SEVERITY_ORDER if s != "info"],
         "findings_path": str(findings_path),
         "hosts_more": hosts_more,
+        "card_anchors": {card["anchor"] for card in cards},
         "catalog_sha": catalog.sha256,
     }
     return content, context

@@ -51,6 +51,74 @@ class Headline:
     new_pairs: int | None  # dataset: pairs new on each site's newest date; None: a capture
     new_pairs_findings: int | None  # of those, pairs whose verdict is a finding
     new_pairs_worst: str | None
+    inbound: tuple[dict[str, Any], ...] = ()  # per source and C.M.I., worst first (inbound_rows)
+    inbound_more: int = 0  # source/C.M.I. pairs not in `inbound`
+    new_top: tuple[dict[str, Any], ...] = ()  # the first new pairs (new_top_pairs)
+    first_night_sites: tuple[str, ...] = ()  # dataset sites with one night: all pairs new
+    first_night_pairs: int = 0  # new pairs of those sites
+
+    @property
+    def severity(self) -> str:
+        """The page's state, for the summary line's colour: the worst of the inbound
+        connections, the findings and the new pairs that are findings; `info` if none."""
+        states = (self.inbound_worst, self.worst, self.new_pairs_worst)
+        return worst([s for s in states if s]) or "info"
+
+    @property
+    def lead(self) -> str:
+        """The answer to "is anything reaching into the C.M.I.?" in a few words."""
+        if self.inbound_outside:
+            return "The C.M.I. is reachable from outside the local networks."
+        if self.inbound_flows:
+            return "Local hosts open connections into the C.M.I."
+        return "Nothing reaches into the C.M.I."
+
+    @property
+    def details(self) -> str:
+        """After the lead: how many inbound connections from where, the findings, and
+        (dataset) what is new since last night."""
+        parts = []
+        local = self.inbound_flows - self.inbound_outside
+        outside = [r["orig_h"] for r in self.inbound if r["outside"]]
+        inside = [r["orig_h"] for r in self.inbound if not r["outside"]]
+        if self.inbound_outside:
+            parts.append(f"{_count(self.inbound_outside, 'connection')} from {_few(outside)}.")
+        if local:
+            also = "Also " if self.inbound_outside else ""
+            parts.append(
+                f"{also}{_count(local, 'connection')} from {_few(inside)} on the local network; "
+                "the C.M.I. only ever opens connections itself."
+            )
+        if self.findings:
+            parts.append(f"{_count(self.findings, 'finding')}, the worst {self.worst}.")
+        else:
+            parts.append("No findings.")
+        if self.new_pairs is not None:
+            if self.new_pairs:
+                of = self.new_pairs_findings or 0
+                parts.append(
+                    f"{_count(self.new_pairs, 'communication pair')} new since last night, "
+                    f"{of} of {'it' if self.new_pairs == 1 else 'them'} "
+                    f"{'a finding' if of == 1 else 'findings'}."
+                )
+                if self.first_night_pairs:
+                    parts.append(self.first_night_text)
+            else:
+                parts.append("Nothing new since last night.")
+        return " ".join(parts)
+
+    @property
+    def first_night_text(self) -> str:
+        """`N of them at SITE, its first night (no earlier night to compare with).`"""
+        n = len(self.first_night_sites)
+        where = _few(self.first_night_sites)
+        nights = "its first night" if n == 1 else "their first night"
+        return f"{self.first_night_pairs:,} of them at {where}, {nights} (nothing to compare with)."
+
+    @property
+    def summary(self) -> str:
+        """The first screen in a few sentences, to forward as it is."""
+        return f"{self.lead} {self.details}"
 
 
 @dataclass(frozen=True)
@@ -183,8 +251,79 @@ def worst(severities: Iterable[str]) -> str | None:
     return schema.SEVERITIES[max(ranks)] if ranks else None
 
 
-def headline(flows: pd.DataFrame, findings: pd.DataFrame, hosts: pd.DataFrame,
-             new_pairs: pd.DataFrame | None) -> Headline:
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word if n == 1 else word + 's'}"
+
+
+def _few(ips: Sequence[str], shown: int = 3) -> str:
+    """`a`, `a and b`, `a, b and c`, `a, b, c and 2 more`."""
+    if len(ips) <= 1:
+        return ips[0] if ips else "no host"
+    head = list(ips[:shown])
+    if len(ips) > shown:
+        return f"{', '.join(head)} and {len(ips) - shown} more"
+    return f"{', '.join(head[:-1])} and {head[-1]}"
+
+
+INBOUND_SHOWN = 4  # source/C.M.I. pairs listed on the first screen
+NEW_SHOWN = 3  # new pairs listed on the first screen
+
+
+def inbound_rows(
+    inbound: pd.DataFrame, hosts: pd.DataFrame, *, dataset: bool, sites: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The connections into a C.M.I. per (site, source, C.M.I.): names from the site
+    file, outside or local, the ports, connections, worst severity and the host cards'
+    anchors; worst first, then most connections."""
+    if not len(inbound):
+        return []
+    names = _names(hosts, dataset)
+    frame = pd.DataFrame(
+        {
+            "site": inbound["site"].astype(str) if dataset and "site" in inbound else "",
+            "orig_h": inbound["orig_h"].astype(str),
+            "resp_h": inbound["resp_h"].astype(str),
+            "port": inbound["proto"].astype(str)
+            + "/"
+            + inbound["resp_p"].astype("int64").astype(str),
+            "severity": inbound["severity"].astype(str),
+        }
+    )
+    rows = []
+    for (site, orig, resp), part in frame.groupby(["site", "orig_h", "resp_h"], sort=True):
+        where = str(site) if dataset else None
+        sev = worst(part["severity"]) or "high"
+        counts = part["port"].value_counts()
+        ports = sorted(counts.index, key=lambda p: (-int(counts[p]), p))
+        rows.append(
+            {
+                "site": where,
+                "orig_h": orig,
+                "orig_name": names.get((where, orig)),
+                "orig_anchor": anchor(orig, where, sites),
+                "outside": sev == "critical",
+                "resp_h": resp,
+                "resp_name": names.get((where, resp)),
+                "resp_anchor": anchor(resp, where, sites),
+                "ports": ports,
+                "flows": len(part),
+                "severity": sev,
+            }
+        )
+    rows.sort(key=lambda r: (-schema.SEVERITY_RANK[r["severity"]], -r["flows"], r["site"] or "",
+                             r["orig_h"], r["resp_h"]))  # fmt: skip
+    return rows
+
+
+def headline(
+    flows: pd.DataFrame,
+    findings: pd.DataFrame,
+    hosts: pd.DataFrame,
+    new_pairs: pd.DataFrame | None,
+    *,
+    dataset: bool = False,
+    sites: Sequence[str] = (),
+) -> Headline:
     """The first screen's numbers (see Headline)."""
     inbound = flows[flows["verdict"].astype(str) == "inbound_to_cmi"] if len(flows) else flows
     sources: tuple[str, ...] = ()
@@ -196,12 +335,20 @@ def headline(flows: pd.DataFrame, findings: pd.DataFrame, hosts: pd.DataFrame,
     sev = findings["severity"].astype(str).tolist() if len(findings) else []
     pairs_n = pairs_findings = None
     pairs_worst = None
+    new_top: tuple[dict[str, Any], ...] = ()
     if new_pairs is not None:
         pairs_n = len(new_pairs)
         verdicts = new_pairs["verdict"].astype(str) if pairs_n else pd.Series([], dtype=str)
         is_finding = ~verdicts.isin(["expected", "unmonitored"])
         pairs_findings = int(is_finding.sum())
         pairs_worst = worst(new_pairs["severity"].astype(str)[is_finding]) if pairs_n else None
+    first_sites: tuple[str, ...] = ()
+    first_pairs = 0
+    if new_pairs is not None and len(new_pairs):
+        first_sites = first_night_sites(flows)
+        first_pairs = int(new_pairs["site"].astype(str).isin(first_sites).sum())
+        new_top = tuple(new_top_pairs(new_pairs, first_sites))
+    rows = inbound_rows(inbound, hosts, dataset=dataset, sites=sites)
     return Headline(
         inbound_flows=len(inbound),
         inbound_sources=sources,
@@ -213,7 +360,31 @@ def headline(flows: pd.DataFrame, findings: pd.DataFrame, hosts: pd.DataFrame,
         new_pairs=pairs_n,
         new_pairs_findings=pairs_findings,
         new_pairs_worst=pairs_worst,
+        inbound=tuple(rows[:INBOUND_SHOWN]),
+        inbound_more=max(len(rows) - INBOUND_SHOWN, 0),
+        new_top=new_top,
+        first_night_sites=first_sites,
+        first_night_pairs=first_pairs,
     )
+
+
+def first_night_sites(flows: pd.DataFrame) -> tuple[str, ...]:
+    """Sites of a dataset whose connections are of one date only: each of their pairs is
+    new because there is no earlier night, not because something changed."""
+    if not len(flows) or "site" not in flows or "date" not in flows:
+        return ()
+    nights = flows.groupby(flows["site"].astype(str))["date"].nunique()
+    return tuple(sorted(str(site) for site, n in nights.items() if n == 1))
+
+
+def new_top_pairs(
+    new_pairs: pd.DataFrame, first_sites: Sequence[str], *, limit: int = NEW_SHOWN
+) -> list[dict[str, Any]]:
+    """The new pairs for the first screen: those of sites with an earlier night first
+    (a change), then the first nights' (pair_table order within each)."""
+    rows = pair_table(new_pairs, limit=len(new_pairs)).rows
+    rows.sort(key=lambda r: r["site"] in first_sites)  # stable: keeps pair_table order
+    return rows[:limit]
 
 
 def verdict_rows(flows: pd.DataFrame) -> list[dict[str, Any]]:
