@@ -37,14 +37,10 @@ def environment() -> jinja2.Environment:
 
 
 def png_data_uri(fig: Figure, *, dpi: int = PNG_DPI) -> str:
-    """The figure as a `data:image/png;base64,...` URI; the figure is closed."""
-    import matplotlib.pyplot as plt
-
+    """The figure as a `data:image/png;base64,...` URI (analyzer.plots draws on the Agg
+    canvas without pyplot, so nothing is left to close)."""
     buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
-    finally:
-        plt.close(fig)
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
