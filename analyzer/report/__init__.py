@@ -115,6 +115,11 @@ def build(
     context = {
         "plots": plot_list(ds, catalog),
         "severity_colours": dict(plots.SEVERITY_COLORS),
+        "verdict_colours": dict(plots.VERDICT_COLORS),
+        "text_colours": {
+            colour: plots.text_color(colour)
+            for colour in (*plots.SEVERITY_COLORS.values(), *plots.VERDICT_COLORS.values())
+        },
         "coverage_columns": cov_columns,
         "never_seen": never_seen(flows, catalog),
         "finding_severities": [s for s in ct.SEVERITY_ORDER if s != "info"],

@@ -83,8 +83,10 @@ def plot_specs(ds: Dataset, catalog: Catalog) -> list[PlotSpec]:
         PlotSpec(
             "coverage",
             "Signature coverage",
-            "Share of each system's connections and bytes a documented signature explains.",
+            "Share of each system's connections and bytes a signature explains, and how many "
+            "of each system's documented entries were seen (the list is below).",
             lambda: plots.signature_coverage(flows, catalog),
+            wide=True,
         ),
     ]
 
