@@ -70,29 +70,30 @@ ds.flows.head()
     code("""
 ds.hosts[["ip", "name", "role", "role_source", "vendor", "systems"]]
 """),
-    md("## Plots"),
+    md("## Plots\n\nEach call returns a matplotlib Figure (drawn without pyplot); the notebook shows the cell's last value."),
     code("""
+%matplotlib inline
 from analyzer import plots
 
-plots.traffic_over_time(ds.flows, by="system", value="connections");
+plots.traffic_over_time(ds.flows, by="system", value="connections")
 """),
     code("""
-plots.communication_matrix(ds.flows, ds.hosts);
+plots.communication_matrix(ds.flows, ds.hosts)
 """),
     code("""
-plots.findings_over_time(ds.findings, flows=ds.flows);
+plots.findings_over_time(ds.findings, flows=ds.flows)
 """),
     code("""
-plots.top_talkers(ds.flows, n=10);
+plots.top_talkers(ds.flows, n=10)
 """),
     code("""
-plots.unexplained_ports(ds.flows, n=10);
+plots.unexplained_ports(ds.flows, n=10)
 """),
     code("""
 from analyzer.signatures import load_catalog
 
 catalog = load_catalog()
-plots.signature_coverage(ds.flows, catalog);
+plots.signature_coverage(ds.flows, catalog)
 """),
     code("""
 plots.coverage_table(ds.flows, catalog)
@@ -187,9 +188,10 @@ ds.flows[ds.flows["uid"].isin(finding["uids"])][
 ds.hosts[ds.hosts["ip"].isin([finding["orig_h"], finding["resp_h"]])]
 """),
     code("""
+%matplotlib inline
 from analyzer import plots
 
-plots.host_card(ds.hosts, ds.flows, finding["resp_h"]);
+plots.host_card(ds.hosts, ds.flows, finding["resp_h"])
 """),
     md("""
 ## Accept it: a site `[[allow]]` entry with its reason
@@ -271,12 +273,13 @@ pairs[["site", "date", "orig", "resp_h", "proto", "resp_p", "verdict", "severity
 """),
     md("## Findings trend"),
     code("""
+%matplotlib inline
 from analyzer import plots
 
-plots.findings_over_time(ds.findings, flows=ds.flows);
+plots.findings_over_time(ds.findings, flows=ds.flows)
 """),
     code("""
-plots.traffic_over_time(ds.flows, by="system", value="bytes");
+plots.traffic_over_time(ds.flows, by="system", value="bytes")
 """),
     md("## Sites compared"),
     code("""
