@@ -293,6 +293,7 @@ pd.DataFrame(content.site_rows(ds.flows, ds.findings, ds.manifest, ds.new_pairs)
     code("""
 from analyzer.report import write_report
 
+OUT.mkdir(parents=True, exist_ok=True)
 print(write_report(ds, OUT / "nightly.html"))
 """),
 ]

@@ -113,3 +113,23 @@ def flow_row(**values: object) -> dict[str, object]:
     unknown = [c for c in row if c not in FLOW_COLUMNS]
     assert not missing and not unknown, f"missing {missing}, unknown {unknown}"
     return {c: row[c] for c in FLOW_COLUMNS}
+
+
+# --- the report, browser and notebook tests share these (built once per run) ----------
+
+
+@pytest.fixture(scope="session")
+def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo sample (mixed_site.pcapng with its site file) analysed into a folder."""
+    from report_data import analyze_sample
+
+    out = tmp_path_factory.mktemp("demo") / "out"
+    return analyze_sample("mixed_site.pcapng", "mixed_site.site.toml", out)
+
+
+@pytest.fixture(scope="session")
+def nights_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """report_data.nightly_dataset: a batch dataset of two nights from the samples."""
+    from report_data import nightly_dataset
+
+    return nightly_dataset(tmp_path_factory.mktemp("nights"))

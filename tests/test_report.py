@@ -20,7 +20,7 @@ pytest.importorskip("analyzer.dataset", reason="analyzer.dataset (viz-data branc
 pytest.importorskip("analyzer.plots", reason="analyzer.plots (viz-data branch) not merged yet")
 
 from html_page import Page  # noqa: E402
-from report_data import SAMPLES, analyze_sample, nightly_dataset  # noqa: E402
+from report_data import SAMPLES  # noqa: E402
 
 import analyzer  # noqa: E402
 from analyzer.errors import InputError  # noqa: E402
@@ -44,10 +44,9 @@ def run(*args: str, cwd: Path, umask: int | None = None) -> subprocess.Completed
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The mixed sample with its site file, analysed into a folder."""
-    out = tmp_path_factory.mktemp("demo") / "out"
-    return analyze_sample("mixed_site.pcapng", "mixed_site.site.toml", out)
+def demo(demo_out: Path) -> Path:
+    """The mixed sample with its site file, analysed into a folder (conftest)."""
+    return demo_out
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +55,8 @@ def demo_page(demo: Path) -> Page:
 
 
 @pytest.fixture(scope="module")
-def nights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return nightly_dataset(tmp_path_factory.mktemp("nights"))
+def nights(nights_dataset: Path) -> Path:
+    return nights_dataset
 
 
 def test_capture_report_has_every_section_and_nothing_active(demo: Path, demo_page: Page) -> None:

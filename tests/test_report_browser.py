@@ -27,7 +27,6 @@ from playwright.sync_api import (  # noqa: E402
     Route,
     sync_playwright,  # noqa: E402
 )
-from report_data import analyze_sample, nightly_dataset  # noqa: E402
 
 from analyzer.report import write_report  # noqa: E402
 
@@ -157,17 +156,13 @@ def check_host_link_lands(v: Visit) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = analyze_sample(
-        "mixed_site.pcapng", "mixed_site.site.toml", tmp_path_factory.mktemp("demo") / "out"
-    )
-    return write_report(out)
+def demo_report(demo_out: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_report(demo_out, tmp_path_factory.mktemp("demo-report") / "report.html")
 
 
 @pytest.fixture(scope="module")
-def nights_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("nights")
-    return write_report(nightly_dataset(root), root / "nightly.html")
+def nights_report(nights_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_report(nights_dataset, tmp_path_factory.mktemp("nights-report") / "nightly.html")
 
 
 def test_capture_report_in_chromium(browser: Browser, demo_report: Path) -> None:
