@@ -13,18 +13,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from html_page import Page
+from report_data import SAMPLES
 
-# The report reads the tables through analyzer.dataset and draws with analyzer.plots
-# (branch viz-data); until those land this module cannot run.
-pytest.importorskip("analyzer.dataset", reason="analyzer.dataset (viz-data branch) not merged yet")
-pytest.importorskip("analyzer.plots", reason="analyzer.plots (viz-data branch) not merged yet")
-
-from html_page import Page  # noqa: E402
-from report_data import SAMPLES  # noqa: E402
-
-import analyzer  # noqa: E402
-from analyzer.errors import InputError  # noqa: E402
-from analyzer.report import render_report, write_report  # noqa: E402
+import analyzer
+from analyzer.errors import InputError
+from analyzer.report import render_report, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURE_SECTIONS = {"headline", "verdicts", "findings", "plots", "health", "coverage", "hosts"}

@@ -15,8 +15,6 @@ from analyzer.dataset import empty_frame, open_dataset
 from analyzer.report import sections
 from analyzer.signatures import Catalog, load_catalog
 
-pytest.importorskip("analyzer.plots", reason="analyzer.plots (viz-data branch) not merged yet")
-
 
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:

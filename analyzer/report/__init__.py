@@ -80,7 +80,7 @@ def build(
     catalog: Catalog | None = None,
 ) -> tuple[Content, dict[str, Any]]:
     """The page's content and the template's other inputs (plots, colours, columns)."""
-    from .. import plots  # type: ignore[attr-defined]  # analyzer.plots: viz-data branch
+    from .. import plots
     from ..signatures import load_catalog
     from . import content as ct
     from .sections import coverage, host_cards, never_seen, plot_list

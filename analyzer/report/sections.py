@@ -42,7 +42,7 @@ class PlotSpec:
 
 def plot_specs(ds: Dataset, catalog: Catalog) -> list[PlotSpec]:
     """The report's plots, in page order (analyzer.plots draws them)."""
-    from .. import plots  # type: ignore[attr-defined]  # analyzer.plots: viz-data branch
+    from .. import plots
 
     flows, findings, hosts = ds.flows, ds.findings, ds.hosts
     per = "night" if ds.kind == "dataset" else "hour"
@@ -117,7 +117,7 @@ def host_cards(
     """The host cards (analyzer.plots.host_card_data and the card's anchor) of every
     host of a shown finding, then of hosts with a role (content.card_hosts), and how many
     hosts of the hosts table get no card."""
-    from .. import plots  # type: ignore[attr-defined]  # analyzer.plots: viz-data branch
+    from .. import plots
 
     dataset = ds.kind == "dataset"
     hosts, flows = ds.hosts, ds.flows
@@ -155,7 +155,7 @@ def _breakdown(flows: pd.DataFrame, system: str) -> dict[str, int]:
     """Of one coverage row's connections (a system, `no system` or `all`): those a
     documented entry matched that are still a finding (FLAGGED), those a site allow
     explains, those no signature matched."""
-    from .. import plots  # type: ignore[attr-defined]  # analyzer.plots: viz-data branch
+    from .. import plots
 
     names = flows["system"].astype("object").fillna(plots.NO_SYSTEM)
     part = flows if system == "all" else flows[(names == system).to_numpy()]
@@ -173,7 +173,7 @@ def coverage(flows: pd.DataFrame, catalog: Catalog) -> tuple[Table, list[dict[st
     numbers: connections and bytes a signature explains per system) with, per row, the
     explained connections that are still a finding, those a site allow explains, those
     without a signature, and `seen of documented` entries; and its columns."""
-    from .. import plots  # type: ignore[attr-defined]  # analyzer.plots: viz-data branch
+    from .. import plots
 
     rows = []
     for r in plots.coverage_table(flows, catalog).to_dict("records"):
@@ -197,7 +197,7 @@ def never_seen(flows: pd.DataFrame, catalog: Catalog) -> Table:
     """analyzer.plots.never_seen (the documented active entries of the systems the data
     shows that no connection matched), each as id, system and one line of text: ports,
     who opens it towards whom, name."""
-    from .. import plots  # type: ignore[attr-defined]  # analyzer.plots: viz-data branch
+    from .. import plots
 
     rows = []
     for r in plots.never_seen(flows, catalog).to_dict("records"):
