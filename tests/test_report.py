@@ -158,6 +158,17 @@ def test_dataset_report_new_pairs_and_sites(nights: Path, tmp_path: Path) -> Non
         ("cmi (192.168.1.40)", "198.51.100.21", "tcp/40002", "new pair")
     ]
     assert f"{len(pairs)} new pairs" in page.ids["headline-new"].text()
+    # report_data: the mixed site has one night, so each of its pairs is new; the
+    # C.M.I. site's change comes first, on the page and on the first screen
+    assert rows[0][2] == "Heizzentrale Schulzentrum"
+    mixed = [r for r in rows if r[2] == "Rathaus Nord (demo)"]
+    assert mixed and all(r[8] == "first night" for r in mixed)
+    assert len(mixed) == int((pairs["site"] == "Rathaus Nord (demo)").sum())
+    first_screen = page.ids["headline-new-pairs"].find_all("li")[0].text()
+    assert first_screen == "info cmi → 198.51.100.21 tcp/40002 Heizzentrale Schulzentrum"
+    assert f"{len(mixed)} of them at Rathaus Nord (demo), its first night" in (
+        page.ids["headline-summary"].text()
+    )
     # the findings of the dataset: every row of every findings part file
     parts = list((nights / "findings").rglob("*.parquet"))
     assert len(page.rows("findings-table")) == sum(pq.read_metadata(p).num_rows for p in parts)

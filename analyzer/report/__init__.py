@@ -106,7 +106,9 @@ def build(
         findings=table,
         health=ct.health(ds.metadata or {}),
         coverage=cov_table,
-        new_pairs=ct.pair_table(new_pairs, limit=limit) if new_pairs is not None else None,
+        new_pairs=ct.pair_table(new_pairs, limit=limit, first_sites=ct.first_night_sites(flows))
+        if new_pairs is not None
+        else None,
         sites=ct.site_rows(flows, findings, ds.manifest, new_pairs) if dataset else None,
         hosts=cards,
         generated=ct.now_utc(),

@@ -380,11 +380,8 @@ def first_night_sites(flows: pd.DataFrame) -> tuple[str, ...]:
 def new_top_pairs(
     new_pairs: pd.DataFrame, first_sites: Sequence[str], *, limit: int = NEW_SHOWN
 ) -> list[dict[str, Any]]:
-    """The new pairs for the first screen: those of sites with an earlier night first
-    (a change), then the first nights' (pair_table order within each)."""
-    rows = pair_table(new_pairs, limit=len(new_pairs)).rows
-    rows.sort(key=lambda r: r["site"] in first_sites)  # stable: keeps pair_table order
-    return rows[:limit]
+    """The new pairs for the first screen (pair_table's first rows)."""
+    return pair_table(new_pairs, limit=limit, first_sites=first_sites).rows
 
 
 def verdict_rows(flows: pd.DataFrame) -> list[dict[str, Any]]:
@@ -522,13 +519,18 @@ def health(metadata: Mapping[str, Mapping[str, Any]], *, limit: int = HEALTH_LIM
     return Health(rows[: max(limit, 0)], len(metadata), clean, tuple(sorted(missing)))
 
 
-def pair_table(new_pairs: pd.DataFrame, *, limit: int) -> Table:
-    """New pairs, most severe first, then most flows."""
+def pair_table(
+    new_pairs: pd.DataFrame, *, limit: int, first_sites: Sequence[str] = ()
+) -> Table:
+    """New pairs: those of sites with an earlier night first (a change), then those of
+    `first_sites` (a site's first night: every pair is new), each most severe first,
+    then most flows; each row says whether it is of a first night."""
     if not len(new_pairs):
         return Table([], 0)
     records = new_pairs.to_dict("records")
     records.sort(
         key=lambda r: (
+            str(r["site"]) in first_sites,
             -schema.SEVERITY_RANK[str(r["severity"])],
             -int(r["flows"]),
             str(r["site"]),
@@ -551,6 +553,7 @@ def pair_table(new_pairs: pd.DataFrame, *, limit: int) -> Table:
             "flows": int(r["flows"]),
             "first_ts": utc(r["first_ts"]),
             "known_verdicts": [str(v) for v in (r.get("known_verdicts") or [])],
+            "first_night": str(r["site"]) in first_sites,
         }
         for r in records[: max(limit, 0)]
     ]
