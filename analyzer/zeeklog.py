@@ -150,6 +150,14 @@ def _time(column: str) -> Cell:
     return cell
 
 
+def _list(column: str) -> Cell:
+    def cell(row: dict[str, Any]) -> str | None:
+        values = row[column]
+        return None if values is None else render_set([str(v) for v in values])
+
+    return cell
+
+
 def _history(row: dict[str, Any]) -> str | None:
     # Zeek sets history only when it is not empty (set_conn: `if ( c$history != "" )`).
     value = row["history"]
@@ -243,6 +251,11 @@ FINDINGS_FIELDS: tuple[ZeekField, ...] = (
     ZeekField("pcapclass_resp_bytes", "count", _number("resp_bytes")),
     ZeekField("pcapclass_capture", "string", _text("capture")),
     ZeekField("pcapclass_uids", "vector[string]", lambda r: render_set(r["uids"] or [])),
+    # a folded scan (contract, "Scans"): its ports / hosts; unset on other rows
+    ZeekField("pcapclass_ports", "vector[count]", _list("ports")),
+    ZeekField("pcapclass_n_ports", "count", _number("n_ports")),
+    ZeekField("pcapclass_hosts", "vector[addr]", _list("hosts")),
+    ZeekField("pcapclass_n_hosts", "count", _number("n_hosts")),
 )
 
 
