@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import InputError
-from .output import open_temp
+from .output import open_temp, remove_stale_temps
 from .site import Site, default_networks, is_local
 
 SEPARATOR = "\t"  # Zeek LogAscii::separator
@@ -382,6 +382,7 @@ def write_zeek_logs(
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{outdir}: cannot create the output directory ({exc.strerror})") from exc
+    remove_stale_temps(outdir, (CONN_LOG, FINDINGS_LOG))  # a killed run's temporaries
     written: dict[str, Path] = {}
     for key, (name, text) in texts.items():
         written[key] = write_text_atomic(outdir / name, text)
