@@ -219,6 +219,21 @@ KILLED_WRITER = textwrap.dedent(
 )
 
 
+def start_writer(script: str, src: Path, dst: Path) -> subprocess.Popen:
+    """Start a writer loop and wait for its "ready" (its first write is done): that
+    write has removed what the runs killed before it left, so any temporary left in
+    `dst` is its own."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(src), str(dst)], stdout=subprocess.PIPE, env=env
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"ready\n"
+    leftovers = [p.name for p in dst.iterdir() if p.name.endswith(".tmp")]
+    assert all(f".{proc.pid}." in n for n in leftovers), leftovers
+    return proc
+
+
 @pytest.mark.skipif(not SAMPLE.exists(), reason="demo sample missing")
 def test_sigkill_at_any_moment_leaves_old_or_new_complete_files(tmp_path: Path) -> None:
     from analyzer.pipeline import analyze
@@ -229,20 +244,10 @@ def test_sigkill_at_any_moment_leaves_old_or_new_complete_files(tmp_path: Path) 
     expected = {"A": rows, "B": {n: 40 * k for n, k in rows.items()}}
     dst = tmp_path / "dst"
     rng = random.Random(20260412)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     kills = stale_seen = 0
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline or kills < 8:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", KILLED_WRITER, str(src), str(dst)],
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == b"ready\n"
-        # the first write of this run has removed what the killed runs left behind
-        leftovers = [p.name for p in dst.iterdir() if p.name.endswith(".tmp")]
-        assert all(f".{proc.pid}." in n for n in leftovers), leftovers
+        proc = start_writer(KILLED_WRITER, src, dst)
         time.sleep(rng.uniform(0.0, 0.4))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
@@ -352,19 +357,9 @@ def test_sigkill_while_writing_zeek_logs_leaves_temps_the_next_run_removes(
     result = analyze(SAMPLE, outdir=src)
     dst = tmp_path / "dst"
     rng = random.Random(14)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     stale_seen = 0
     for _ in range(KILLS):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", KILLED_LOG_WRITER, str(src), str(dst)],
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == b"ready\n"
-        # its first write removed the temporaries of the runs killed before it
-        leftovers = [p.name for p in dst.iterdir() if p.name.endswith(".tmp")]
-        assert all(f".{proc.pid}." in n for n in leftovers), leftovers
+        proc = start_writer(KILLED_LOG_WRITER, src, dst)
         time.sleep(rng.uniform(0.0, 0.3))
         until = time.monotonic() + 5  # then kill it while one of its temporaries exists
         while time.monotonic() < until and not any(dst.glob(f".*.{proc.pid}.*.tmp")):
