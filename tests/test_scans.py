@@ -214,3 +214,22 @@ def test_cli_parquet_json_zeek_log_and_summary_agree(tmp_path: Path) -> None:
     assert (sweep["id.resp_h"], sweep["dst"], sweep["id.resp_p"]) == ("-", "-", "20001")
     assert sweep["pcapclass_hosts"] == ",".join(f"192.168.1.{101 + i}" for i in range(21))
     assert (sweep["pcapclass_n_hosts"], sweep["pcapclass_ports"]) == ("21", "-")
+
+
+def test_connections_closed_early_by_a_full_live_table_are_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """25 unanswered SYNs with room for 10 live connections: 15 are closed early (each
+    still a flow, the scan still one row), and pcapclass.health says how many."""
+    import functools
+
+    from analyzer import flows, pipeline
+
+    small = functools.partial(flows.FlowTable, max_live_connections=10)
+    monkeypatch.setattr(pipeline, "FlowTable", small)
+    out = tmp_path / "out"
+    result = analyze(capture(tmp_path, port_scan(25)), site=site_file(tmp_path), outdir=out)
+    assert result.flows.num_rows == 25
+    assert result.findings.column("n_ports").to_pylist() == [25]
+    meta = pq.read_schema(out / "flows.parquet").metadata
+    assert json.loads(meta[b"pcapclass.health"])["connections_evicted"] == 15
