@@ -26,6 +26,7 @@ findings into expected last.
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -43,7 +44,7 @@ from .roles import default_is_local as _default_is_local
 from .schema import ROLE_SYSTEM, SEVERITY_RANK, VERDICT_PRECEDENCE, VERDICT_SEVERITY
 from .services import dns_answers, is_http_request, recognise_all
 from .signatures import NOT_A_SERVICE, Catalog, Signature, port_ranges
-from .site import Site
+from .site import DEFAULT_SCAN_THRESHOLD, Site
 
 STATUS_VERDICT: dict[str, str] = {  # signature status -> verdict (contract table)
     "active": "expected",
@@ -219,7 +220,8 @@ def classify(result: FlowResult, catalog: Catalog, site: Site | None) -> Classif
     if site is not None:
         decisions = apply_allows(flows, decisions, site)
     flows = _with_decisions(flows, decisions)
-    findings = build_findings(flows)
+    threshold = site.scan_threshold if site is not None else DEFAULT_SCAN_THRESHOLD
+    findings = build_findings(flows, scan_threshold=threshold)
     hosts = build_hosts(result, flows, roles, macs, site, is_local)
     return Classified(flows, findings, hosts, answers, skipped)
 
@@ -954,18 +956,28 @@ def _with_decisions(flows: pd.DataFrame, decisions: list[Decision]) -> pd.DataFr
 
 FINDING_KEY = ["verdict", "signature_id", "orig_h", "resp_h", "proto", "resp_p"]
 NOT_FINDINGS = ("expected", "unmonitored")
+PORT_SCAN, HOST_SWEEP = "ports", "hosts"  # the _scan marks of a flow (and its row's lists)
+SHOWN_RANGES = 5  # port ranges / addresses a scan's message spells out before "..."
 
 
-def build_findings(flows: pd.DataFrame) -> pd.DataFrame:
+def build_findings(
+    flows: pd.DataFrame, *, scan_threshold: int = DEFAULT_SCAN_THRESHOLD
+) -> pd.DataFrame:
     """One row per (verdict, signature_id, orig_h, resp_h, proto, resp_p) of the flows
-    whose verdict is a finding; severity desc, then first_ts."""
+    whose verdict is a finding, scans folded (`scan_marks`); severity desc, then first_ts."""
     columns = schema.column_names(schema.FINDINGS)
     sub = flows[~flows["verdict"].isin(NOT_FINDINGS)]
     if not len(sub):
         return _empty(columns)
     sub = sub.sort_values(["ts", "uid"], kind="stable").reset_index(drop=True)
     sub = sub.assign(_sig=sub["signature_id"].fillna(""), _rank=sub["severity"].map(SEVERITY_RANK))
-    group = sub.groupby(["verdict", "_sig", "orig_h", "resp_h", "proto", "resp_p"], sort=False)
+    marks = scan_marks(sub, scan_threshold)
+    sub = sub.assign(
+        _scan=marks,
+        _resp_h=sub["resp_h"].where(marks != HOST_SWEEP, ""),
+        _resp_p=sub["resp_p"].where(marks != PORT_SCAN, -1),
+    )
+    group = sub.groupby(["verdict", "_sig", "orig_h", "_resp_h", "proto", "_resp_p"], sort=False)
     agg = group.agg(
         first_ts=("ts", "min"),
         last_ts=("last_ts", "max"),
@@ -975,23 +987,111 @@ def build_findings(flows: pd.DataFrame) -> pd.DataFrame:
         orig_bytes=("orig_bytes", "sum"),
         resp_bytes=("resp_bytes", "sum"),
         _rank=("_rank", "max"),
+        _scan=("_scan", "first"),
         system=("system", "first"),
         signature_id=("signature_id", "first"),
+        resp_h=("resp_h", "first"),
+        resp_p=("resp_p", "first"),
         message=("reason", "first"),
         capture=("capture", "first"),
     ).reset_index()
-    agg["uids"] = _uids_per_group(sub["uid"].to_numpy(dtype=object), group.ngroup().to_numpy())
+    group_no = group.ngroup().to_numpy()
+    agg["uids"] = _uids_per_group(sub["uid"].to_numpy(dtype=object), group_no)
     agg["severity"] = [schema.SEVERITIES[r] for r in agg["_rank"]]
-    agg["message"] = [
-        m if n == 1 else f"{m} ({n} connections)"
-        for m, n in zip(agg["message"], agg["flows"], strict=True)
-    ]
+    _fold_scans(agg, sub, group_no)
     agg = agg.sort_values(["_rank", "first_ts"], ascending=[False, True], kind="stable")
     agg["signature_id"] = (
         agg["signature_id"].astype(object).where(agg["signature_id"].notna(), None)
     )
     agg["system"] = agg["system"].astype(object).where(agg["system"].notna(), None)
     return agg[columns].reset_index(drop=True)
+
+
+def scan_marks(sub: pd.DataFrame, threshold: int) -> np.ndarray:
+    """Contract, Precise rules, "Scans": a flow is part of a port scan (PORT_SCAN) when
+    the finding flows sharing its verdict, signature_id (null included), orig_h, resp_h
+    and proto reach more than `threshold` distinct resp_p; of the other flows, part of a
+    host sweep (HOST_SWEEP) when those sharing its verdict, signature_id, orig_h, proto
+    and resp_p reach more than `threshold` distinct resp_h; else "". `sub`: finding
+    flows with `_sig` (signature_id, null as "")."""
+    marks = np.full(len(sub), "", dtype=object)
+    by_host = sub.groupby(["verdict", "_sig", "orig_h", "resp_h", "proto"], sort=False)
+    ports = by_host["resp_p"].transform("nunique").to_numpy()
+    marks[ports > threshold] = PORT_SCAN
+    rest = np.flatnonzero(ports <= threshold)
+    by_port = sub.iloc[rest].groupby(["verdict", "_sig", "orig_h", "proto", "resp_p"], sort=False)
+    hosts = by_port["resp_h"].transform("nunique").to_numpy()
+    marks[rest[hosts > threshold]] = HOST_SWEEP
+    return marks
+
+
+def _fold_scans(agg: pd.DataFrame, sub: pd.DataFrame, group_no: np.ndarray) -> None:
+    """Fill the scan columns of the findings rows (`agg`, one per group number) in place:
+    ports/n_ports and a null resp_p for a port scan, hosts/n_hosts and a null resp_h for
+    a host sweep, and the message; other rows get null lists and "(n connections)"."""
+    lists: dict[str, list[Any]] = {PORT_SCAN: [None] * len(agg), HOST_SWEEP: [None] * len(agg)}
+    for kind, column in ((PORT_SCAN, "resp_p"), (HOST_SWEEP, "resp_h")):
+        rows = np.flatnonzero(sub["_scan"].to_numpy() == kind)
+        if not len(rows):
+            continue
+        values = pd.Series(sub[column].to_numpy()[rows], index=group_no[rows])
+        for g, distinct in values.groupby(level=0, sort=False).unique().items():
+            lists[kind][int(g)] = sorted(
+                distinct.tolist(), key=_host_order if kind == HOST_SWEEP else int
+            )
+    agg["ports"], agg["hosts"] = lists[PORT_SCAN], lists[HOST_SWEEP]
+    agg["n_ports"] = pd.array([None if p is None else len(p) for p in lists[PORT_SCAN]], "Int64")
+    agg["n_hosts"] = pd.array([None if h is None else len(h) for h in lists[HOST_SWEEP]], "Int64")
+    agg["resp_p"] = pd.array(
+        [
+            None if s == PORT_SCAN else int(p)
+            for s, p in zip(agg["_scan"], agg["resp_p"], strict=True)
+        ],
+        "Int32",
+    )
+    agg["resp_h"] = [
+        None if s == HOST_SWEEP else h for s, h in zip(agg["_scan"], agg["resp_h"], strict=True)
+    ]
+    agg["message"] = [
+        _scan_message(agg.loc[i]) if s else (m if n == 1 else f"{m} ({n} connections)")
+        for i, s, m, n in zip(agg.index, agg["_scan"], agg["message"], agg["flows"], strict=True)
+    ]
+
+
+def _scan_message(row: Mapping[str, Any]) -> str:
+    """What was scanned, then the first flow's reason, e.g. "port scan: 203.0.113.9 ->
+    25 tcp ports of 192.168.1.40 (20001-20025), 25 connections; first: <reason>"."""
+    reason, flows = row["message"], row["flows"]
+    if row["_scan"] == PORT_SCAN:
+        ports = row["ports"]
+        what = (
+            f"port scan: {row['orig_h']} -> {len(ports):,} {row['proto']} ports of "
+            f"{row['resp_h']} ({_shown(port_ranges(ports))})"
+        )
+    elif row["_scan"] == HOST_SWEEP:
+        hosts = row["hosts"]
+        what = (
+            f"host sweep: {row['orig_h']} -> {row['proto']}/{row['resp_p']} on "
+            f"{len(hosts):,} hosts ({_shown(hosts)})"
+        )
+    else:
+        raise ValueError(f"not a scan row: {row['_scan']!r}")
+    return f"{what}, {flows:,} connections; first: {reason}"
+
+
+def _shown(items: list[Any]) -> str:
+    head = ", ".join(str(i) for i in items[:SHOWN_RANGES])
+    return head if len(items) <= SHOWN_RANGES else f"{head}, ..."
+
+
+def _host_order(ip: str) -> tuple[int, bytes]:
+    """Addresses in numeric order (IPv4 before IPv6), text that is no address last."""
+    for version, family in ((4, socket.AF_INET), (6, socket.AF_INET6)):
+        try:
+            return version, socket.inet_pton(family, ip)
+        except OSError:
+            continue
+    return 7, ip.encode()
 
 
 def _uids_per_group(uids: np.ndarray, group_no: np.ndarray) -> list[list[str]]:

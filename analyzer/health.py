@@ -212,6 +212,9 @@ class Health:
     tcp_with_data: int
     tcp_one_way: int
     reader_events: dict[str, int] = field(default_factory=dict)
+    # connections closed early because the live table was full (a flood; flows.py's
+    # bounded live table): still rows of flows.parquet, counted here
+    connections_evicted: int = 0
 
     @property
     def skipped_total(self) -> int:
@@ -287,9 +290,12 @@ def tcp_direction_counts(flows: pd.DataFrame) -> tuple[int, int]:
     return int(len(data)), int(one_way.sum())
 
 
-def capture_health(stats: CaptureStats, flows: pd.DataFrame | None) -> Health:
+def capture_health(
+    stats: CaptureStats, flows: pd.DataFrame | None, *, evicted: int = 0
+) -> Health:
     """The health record of a capture from the reader's stats (skipped counts include the
-    decoder's) and the flows frame (flows.FLOW_COLUMNS; None: no connection evidence)."""
+    decoder's), the flows frame (flows.FLOW_COLUMNS; None: no connection evidence) and
+    the connection table's early closes (FlowResult.evicted)."""
     skipped = {k: int(v) for k, v in sorted(stats.skipped.items()) if v}
     not_ip: dict[str, int] = {}
     damaged = 0
@@ -315,4 +321,5 @@ def capture_health(stats: CaptureStats, flows: pd.DataFrame | None) -> Health:
         tcp_with_data=with_data,
         tcp_one_way=one_way,
         reader_events={k: int(v) for k, v in sorted(stats.events.items()) if v},
+        connections_evicted=int(evicted),
     )

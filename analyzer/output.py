@@ -5,7 +5,8 @@ then renamed over the final name (os.replace is atomic on POSIX), so a killed ru
 leaves a half-written file under a final name: each final name holds the old or the new
 complete file. All three temporaries are complete before the first rename. Temporaries
 are `.<name>.parquet.<pid>.<random>.tmp`; one left by a killed run (its process is gone)
-is removed by the next write into that folder. Files get the mode the umask allows
+is removed by the next write into that folder (`remove_stale_temps`, which zeeklog calls
+for its logs' temporaries too). Files get the mode the umask allows
 (0666 & ~umask), as any Unix tool's output does.
 
 Problems with the folder itself (cannot be created, not writable, read-only file system,
@@ -20,7 +21,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,6 @@ from .reader import CaptureStats
 COMPRESSION = "zstd"  # contract: "All three are Parquet (zstd)"
 FILE_NAMES = {name: f"{name}.parquet" for name in schema.TABLES}
 STDIN_FOLDER = "stdin"  # the folder of `-` among several captures (docs/contract.md)
-_TEMP = re.compile(r"^\.(?P<final>[^/]+\.parquet)\.(?:(?P<pid>\d+)\.)?[^/]*\.tmp$")
 # What the user can do about each errno when the output folder cannot be written.
 _FIXES = {
     errno.EACCES: "choose a folder you can write with -o, or fix its permissions",
@@ -117,17 +117,23 @@ def check_outdir(outdir: Path) -> None:
         raise InputError(folder_error(outdir, exc, doing)) from None
 
 
-def remove_stale_temps(outdir: Path) -> list[Path]:
-    """Remove `.X.parquet.*.tmp` files whose writing process is gone (a killed run);
-    a temporary of a live process (another run writing into the same folder) stays."""
+def remove_stale_temps(outdir: Path, finals: Iterable[str] = FILE_NAMES.values()) -> list[Path]:
+    """Remove the temporaries `.<final>.<pid>.<random>.tmp` (`open_temp`'s names, or
+    tempfile's without a pid) of the final names `finals` (default: the Parquet tables;
+    zeeklog passes its logs) whose writing process is gone (a killed run); a temporary
+    of a live process (another run writing into the same folder) stays."""
     removed: list[Path] = []
+    names = "|".join(re.escape(f) for f in finals)
+    if not names:
+        return removed
+    pattern = re.compile(rf"^\.(?:{names})\.(?:(?P<pid>\d+)\.)?[^/]*\.tmp$")
     try:
         entries = list(outdir.iterdir())
     except OSError:
         return removed
     for path in entries:
-        m = _TEMP.match(path.name)
-        if m is None or m.group("final") not in FILE_NAMES.values():
+        m = pattern.match(path.name)
+        if m is None:
             continue
         pid = int(m.group("pid")) if m.group("pid") else None
         if pid is not None and pid != os.getpid() and _alive(pid):

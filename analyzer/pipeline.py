@@ -137,7 +137,8 @@ def analyze(
     if progress is not None:
         progress(Progress("connections", stats.packets, streamed, stats.format))
     flow_result = table.finish()
-    health = capture_health(stats, flow_result.flows)  # needs the flows, before classify
+    # needs the flows, before classify
+    health = capture_health(stats, flow_result.flows, evicted=flow_result.evicted)
     stats.health = health.as_dict()
     stats.warnings.extend(health.warnings())
     if progress is not None:

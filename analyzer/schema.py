@@ -121,6 +121,7 @@ I32 = pa.int32()
 I64 = pa.int64()
 F64 = pa.float64()
 LIST_STR = pa.list_(pa.string())
+LIST_I32 = pa.list_(pa.int32())
 
 FLOWS: tuple[Column, ...] = (
     _c("uid", STR, False, "stable id of the connection (same input -> same uid)"),
@@ -167,12 +168,17 @@ FINDINGS: tuple[Column, ...] = (
     _c("system", STR, True, "system of the finding", SYSTEMS),
     _c("signature_id", STR, True, "matched signature id"),
     _c("orig_h", STR, False, "originator IP address"),
-    _c("resp_h", STR, False, "responder IP address"),
+    _c("resp_h", STR, True, "responder IP address; null for a host sweep (see `hosts`)"),
     _c("proto", STR, False, "transport protocol"),
-    _c("resp_p", I32, False, "responder port"),
+    _c("resp_p", I32, True, "responder port; null for a port scan (see `ports`)"),
     _c("message", STR, False, "one sentence a person understands"),
     _c("capture", STR, False, "capture file name"),
     _c("uids", LIST_STR, False, "uids of the grouped flows (join key to flows.uid)"),
+    # scans (contract, Precise rules, "Scans"): one row instead of one per port or host
+    _c("ports", LIST_I32, True, "port scan: the distinct responder ports, ascending; else null"),
+    _c("n_ports", I64, True, "port scan: number of distinct responder ports; else null"),
+    _c("hosts", LIST_STR, True, "host sweep: the distinct responder addresses; else null"),
+    _c("n_hosts", I64, True, "host sweep: number of distinct responder addresses; else null"),
 )
 
 HOSTS: tuple[Column, ...] = (

@@ -45,6 +45,10 @@ DEFAULT_LOCAL_NETWORKS: tuple[str, ...] = (
 # when the site file lists its own networks without them.
 LINK_LOCAL_NETWORKS: tuple[str, ...] = ("169.254.0.0/16", "fe80::/10")
 PROTOS: tuple[str, ...] = ("tcp", "udp", "icmp", "icmp6")
+# Contract, "Scans": more than this many distinct ports of one host (or hosts on one
+# port) from one originator fold into one findings row (issue 14; Zeek's
+# policy/misc/scan.zeek counts 15 ports / 25 hosts, Suricata's rules ~20 SYNs).
+DEFAULT_SCAN_THRESHOLD = 20
 
 
 class CatalogIds(Protocol):
@@ -99,6 +103,7 @@ class Site:
     override_lines: Mapping[str, int]  # signature id -> line of its [[override]]
     allows: tuple[Allow, ...]
     sha256: str  # of the file's bytes
+    scan_threshold: int = DEFAULT_SCAN_THRESHOLD  # distinct ports/hosts a scan exceeds
     _by_ip: Mapping[str, SiteHost] = field(default_factory=dict, repr=False)
     _by_mac: Mapping[str, SiteHost] = field(default_factory=dict, repr=False)
 
@@ -246,6 +251,7 @@ class _AllowModel(_Strict):
 class _SiteModel(_Strict):
     site: str | None = None
     local_networks: list[str] | None = None
+    scan_threshold: int | None = None
     host: list[_HostModel] = []
     override: list[_OverrideModel] = []
     allow: list[_AllowModel] = []
@@ -445,6 +451,7 @@ def _build(model: _SiteModel, lines: _Lines, path: str, sha256: str) -> Site:
         override_lines=override_lines,
         allows=allows,
         sha256=sha256,
+        scan_threshold=_scan_threshold(model.scan_threshold, lines, path),
         _by_ip={h.key: h for h in hosts if h.by == "ip"},
         _by_mac={h.key: h for h in hosts if h.by == "mac"},
     )
@@ -464,6 +471,18 @@ def _networks(given: list[str] | None, lines: _Lines, path: str) -> tuple[IPNetw
                 'write a CIDR such as "192.168.10.0/24"'
             ) from None
     return tuple(out)
+
+
+def _scan_threshold(given: int | None, lines: _Lines, path: str) -> int:
+    if given is None:
+        return DEFAULT_SCAN_THRESHOLD
+    if given < 1:
+        raise SiteError(
+            f"{path}:{lines.top.get('scan_threshold', 1)}: scan_threshold {given} is out of "
+            f"range; give a whole number of at least 1 (default {DEFAULT_SCAN_THRESHOLD}: more "
+            f"than {DEFAULT_SCAN_THRESHOLD} distinct ports or hosts from one originator is a scan)"
+        )
+    return given
 
 
 def normalise_ip(text: str) -> str:

@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import InputError
-from .output import open_temp
+from .output import open_temp, remove_stale_temps
 from .site import Site, default_networks, is_local
 
 SEPARATOR = "\t"  # Zeek LogAscii::separator
@@ -150,6 +150,14 @@ def _time(column: str) -> Cell:
     return cell
 
 
+def _list(column: str) -> Cell:
+    def cell(row: dict[str, Any]) -> str | None:
+        values = row[column]
+        return None if values is None else render_set([str(v) for v in values])
+
+    return cell
+
+
 def _history(row: dict[str, Any]) -> str | None:
     # Zeek sets history only when it is not empty (set_conn: `if ( c$history != "" )`).
     value = row["history"]
@@ -243,6 +251,11 @@ FINDINGS_FIELDS: tuple[ZeekField, ...] = (
     ZeekField("pcapclass_resp_bytes", "count", _number("resp_bytes")),
     ZeekField("pcapclass_capture", "string", _text("capture")),
     ZeekField("pcapclass_uids", "vector[string]", lambda r: render_set(r["uids"] or [])),
+    # a folded scan (contract, "Scans"): its ports / hosts; unset on other rows
+    ZeekField("pcapclass_ports", "vector[count]", _list("ports")),
+    ZeekField("pcapclass_n_ports", "count", _number("n_ports")),
+    ZeekField("pcapclass_hosts", "vector[addr]", _list("hosts")),
+    ZeekField("pcapclass_n_hosts", "count", _number("n_hosts")),
 )
 
 
@@ -369,6 +382,7 @@ def write_zeek_logs(
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{outdir}: cannot create the output directory ({exc.strerror})") from exc
+    remove_stale_temps(outdir, (CONN_LOG, FINDINGS_LOG))  # a killed run's temporaries
     written: dict[str, Path] = {}
     for key, (name, text) in texts.items():
         written[key] = write_text_atomic(outdir / name, text)

@@ -722,7 +722,20 @@ def test_stray_zeek_log_of_a_killed_run_is_cleaned_up(tmp_path: Path) -> None:
     stray = out / "zeek" / "site=unknown" / "date=2026-11-20" / "0123456789abcdef.conn.log"
     stray.parent.mkdir(parents=True)
     stray.write_text("#separator \\x09\n")  # renamed into place, then the driver was killed
+    # killed while writing a log: its temporary (open_temp's name) in the staging folder,
+    # or one beside the partition's logs
+    staged = (
+        out / ".staging" / "0123456789abcdef-k2j3" / ".0123456789abcdef.conn.log.9999999.a1.tmp"
+    )
+    staged.parent.mkdir(parents=True)
+    beside = stray.parent / ".0123456789abcdef.pcapclass_findings.log.9999999.b2.tmp"
+    for p in (staged, beside):
+        p.write_text("#separator")
     result = batch.run([inp], out, now=LATER, zeek_logs=True)
-    assert result.cleaned == ["zeek/site=unknown/date=2026-11-20/0123456789abcdef.conn.log"]
-    assert not stray.exists()
+    assert sorted(result.cleaned) == [
+        ".staging",
+        "zeek/site=unknown/date=2026-11-20/.0123456789abcdef.pcapclass_findings.log.9999999.b2.tmp",
+        "zeek/site=unknown/date=2026-11-20/0123456789abcdef.conn.log",
+    ]
+    assert not stray.exists() and not beside.exists() and not (out / ".staging").exists()
     assert len(list((out / "zeek").rglob("*.log"))) == 2

@@ -102,3 +102,14 @@ def _usage(script: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def test_every_findings_column_is_named_in_the_contract() -> None:
+    """schema.FINDINGS is the definition; the contract's findings section names each."""
+    from analyzer import schema
+
+    text = DOCS["docs/contract.md"]
+    section = text.split("### findings.parquet", 1)[1].split("\n### ", 1)[0]
+    missing = [c.name for c in schema.FINDINGS if f"`{c.name}`" not in section]
+    assert missing == ["uids"], missing  # uids: under "Extensions in this version"
+    assert "`uids`" in text.split("## Extensions in this version", 1)[1]

@@ -90,6 +90,22 @@ def gzip_stream(path: Path, head: bytes, unit: bytes, total: int, tail: bytes = 
     return units
 
 
+def run_bounded(capture: Path, out: Path, bound: float) -> str:
+    """Run pcapclass on `capture`: exit 0 and a peak RSS under `bound`; its stderr."""
+    code, mib, stderr = run_measured(capture, out)
+    assert code == 0, stderr
+    assert mib < bound, f"peak {mib:.0f} MiB"
+    return stderr
+
+
+def all_skipped(capture: Path, n: int, reason: str) -> str:
+    """The warning of a capture whose n packets were all skipped for `reason`."""
+    return (
+        f"pcapclass: warning: {capture}: most packets ({n:,} of {n:,}) were skipped: "
+        f"{reason} {n:,}; the results cover only the rest"
+    )
+
+
 def health(out: Path) -> dict:
     meta = pq.read_schema(out / "flows.parquet").metadata
     return json.loads(meta[b"pcapclass.health"])
@@ -102,9 +118,7 @@ def warnings_of(stderr: str) -> list[str]:
 def test_200_mib_of_interface_blocks(tmp_path: Path, bound: float) -> None:
     p = tmp_path / "idb.pcapng.gz"
     units = gzip_stream(p, shb(LE), idb(LE, 1), 200 * MIB, epb(LE, 0, 1, FRAMES[0]))
-    code, mib, stderr = run_measured(p, tmp_path / "out")
-    assert code == 0, stderr
-    assert mib < bound, f"peak {mib:.0f} MiB"
+    stderr = run_bounded(p, tmp_path / "out", bound)
     assert warnings_of(stderr)[0] == (
         f"pcapclass: warning: {p}: {units - MAX_INTERFACES:,} interface description blocks "
         f"beyond {MAX_INTERFACES} in one section were ignored; their packets are skipped "
@@ -116,9 +130,7 @@ def test_200_mib_of_interface_blocks(tmp_path: Path, bound: float) -> None:
 def test_300_mib_of_section_headers(tmp_path: Path, bound: float) -> None:
     p = tmp_path / "shb.pcapng.gz"
     units = gzip_stream(p, b"", shb(LE), 300 * MIB, idb(LE, 1) + epb(LE, 0, 1, FRAMES[0]))
-    code, mib, stderr = run_measured(p, tmp_path / "out")
-    assert code == 0, stderr
-    assert mib < bound, f"peak {mib:.0f} MiB"
+    run_bounded(p, tmp_path / "out", bound)
     h = health(tmp_path / "out")
     assert h["reader_events"]["sections"] == units and h["packets"] == 1
 
@@ -129,9 +141,7 @@ def test_a_block_claiming_gigabytes(tmp_path: Path, bound: float, length: int) -
     claim = struct.pack(LE + "II", 6, length) + bytes(64)
     p = tmp_path / "claim.pcapng"
     p.write_bytes(good + claim)
-    code, mib, stderr = run_measured(p, tmp_path / "out")
-    assert code == 0, stderr
-    assert mib < bound, f"peak {mib:.0f} MiB"
+    stderr = run_bounded(p, tmp_path / "out", bound)
     assert warnings_of(stderr)[0] == (
         f"pcapclass: warning: {p}: corrupt record at byte {len(good)} (block length "
         f"{length} exceeds 16777216); reading stopped there, results cover the first 1 records"
@@ -144,14 +154,9 @@ def test_gzip_bomb_of_zeros_after_a_pcap_header(tmp_path: Path, bound: float) ->
     p = tmp_path / "bomb.pcap.gz"
     header = pcap_bytes(records=[])
     gzip_stream(p, header, bytes(64 * 1024), 1024 * MIB)
-    code, mib, stderr = run_measured(p, tmp_path / "out")
-    assert code == 0, stderr
-    assert mib < bound, f"peak {mib:.0f} MiB"
+    stderr = run_bounded(p, tmp_path / "out", bound)
     n = 1024 * MIB // 16
-    assert warnings_of(stderr) == [
-        f"pcapclass: warning: {p}: most packets ({n:,} of {n:,}) were skipped: "
-        f"zero_caplen {n:,}; the results cover only the rest"
-    ]
+    assert warnings_of(stderr) == [all_skipped(p, n, "zero_caplen")]
 
 
 def test_pcap_records_claiming_caplen_ffffffff(tmp_path: Path, bound: float) -> None:
@@ -160,9 +165,7 @@ def test_pcap_records_claiming_caplen_ffffffff(tmp_path: Path, bound: float) -> 
     rec = struct.pack(LE + "IIII", 1, 0, 0xFFFFFFFF, 0xFFFFFFFF) + bytes(48)
     p = tmp_path / "caplen.pcap.gz"
     gzip_stream(p, pcap_bytes(records=[]), rec, 64 * MIB)
-    code, mib, stderr = run_measured(p, tmp_path / "out")
-    assert code == 0, stderr
-    assert mib < bound, f"peak {mib:.0f} MiB"
+    stderr = run_bounded(p, tmp_path / "out", bound)
     assert warnings_of(stderr)[0] == (
         f"pcapclass: warning: {p}: corrupt record at byte 24 (caplen 4294967295 exceeds "
         "262144); reading stopped there, results cover the first 0 records"
@@ -175,10 +178,5 @@ def test_pcapng_packets_claiming_caplen_ffffffff(tmp_path: Path, bound: float) -
     bad = block(LE, 6, struct.pack(LE + "IIIII", 0, 0, 1, 0xFFFFFFFF, 0xFFFFFFFF) + FRAMES[0])
     p = tmp_path / "caplen.pcapng.gz"
     units = gzip_stream(p, shb(LE) + idb(LE, 1), bad, 64 * MIB)
-    code, mib, stderr = run_measured(p, tmp_path / "out")
-    assert code == 0, stderr
-    assert mib < bound, f"peak {mib:.0f} MiB"
-    assert warnings_of(stderr) == [
-        f"pcapclass: warning: {p}: most packets ({units:,} of {units:,}) were skipped: "
-        f"bad_caplen {units:,}; the results cover only the rest"
-    ]
+    stderr = run_bounded(p, tmp_path / "out", bound)
+    assert warnings_of(stderr) == [all_skipped(p, units, "bad_caplen")]

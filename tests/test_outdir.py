@@ -219,6 +219,21 @@ KILLED_WRITER = textwrap.dedent(
 )
 
 
+def start_writer(script: str, src: Path, dst: Path) -> subprocess.Popen:
+    """Start a writer loop and wait for its "ready" (its first write is done): that
+    write has removed what the runs killed before it left, so any temporary left in
+    `dst` is its own."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(src), str(dst)], stdout=subprocess.PIPE, env=env
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"ready\n"
+    leftovers = [p.name for p in dst.iterdir() if p.name.endswith(".tmp")]
+    assert all(f".{proc.pid}." in n for n in leftovers), leftovers
+    return proc
+
+
 @pytest.mark.skipif(not SAMPLE.exists(), reason="demo sample missing")
 def test_sigkill_at_any_moment_leaves_old_or_new_complete_files(tmp_path: Path) -> None:
     from analyzer.pipeline import analyze
@@ -229,20 +244,10 @@ def test_sigkill_at_any_moment_leaves_old_or_new_complete_files(tmp_path: Path) 
     expected = {"A": rows, "B": {n: 40 * k for n, k in rows.items()}}
     dst = tmp_path / "dst"
     rng = random.Random(20260412)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     kills = stale_seen = 0
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline or kills < 8:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", KILLED_WRITER, str(src), str(dst)],
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == b"ready\n"
-        # the first write of this run has removed what the killed runs left behind
-        leftovers = [p.name for p in dst.iterdir() if p.name.endswith(".tmp")]
-        assert all(f".{proc.pid}." in n for n in leftovers), leftovers
+        proc = start_writer(KILLED_WRITER, src, dst)
         time.sleep(rng.uniform(0.0, 0.4))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
@@ -315,3 +320,74 @@ def test_folder_name_of_odd_names() -> None:
     assert output.folder_name("/") == "_"
     assert output.folder_name("a/..") == "_"
     assert output.folder_name("tab\tx\x7f.pcap") == "tab_x_.pcap"
+
+
+# --------------------------------------------------------- Zeek-log temporaries (--zeek-logs)
+
+KILLED_LOG_WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from analyzer.zeeklog import log_texts, write_text_atomic, write_zeek_logs
+    src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+    tables = {n: pa.concat_tables([pq.read_table(src / f"{n}.parquet")] * 60)
+              for n in ("flows", "findings")}
+    write_zeek_logs(tables, dst)  # as --zeek-logs does: removes dead writers' temps first
+    print("ready", flush=True)
+    texts = log_texts(tables["flows"], tables["findings"])
+    while True:  # then only the writing, so that the kills land in it
+        for name, text in texts.items():
+            write_text_atomic(dst / name, text)
+    """
+)
+ZEEK_LOGS = ("conn.log", "pcapclass_findings.log")
+KILLS = 8
+
+
+@pytest.mark.skipif(not SAMPLE.exists(), reason="demo sample missing")
+def test_sigkill_while_writing_zeek_logs_leaves_temps_the_next_run_removes(
+    tmp_path: Path,
+) -> None:
+    from analyzer.pipeline import analyze
+    from analyzer.zeeklog import write_zeek_logs
+
+    src = tmp_path / "src"
+    result = analyze(SAMPLE, outdir=src)
+    dst = tmp_path / "dst"
+    rng = random.Random(14)
+    stale_seen = 0
+    for _ in range(KILLS):
+        proc = start_writer(KILLED_LOG_WRITER, src, dst)
+        time.sleep(rng.uniform(0.0, 0.3))
+        until = time.monotonic() + 5  # then kill it while one of its temporaries exists
+        while time.monotonic() < until and not any(dst.glob(f".*.{proc.pid}.*.tmp")):
+            time.sleep(0.001)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        for name in ZEEK_LOGS:  # the final names: always a whole log
+            assert (dst / name).read_text().splitlines()[-1].startswith("#close\t")
+        stale_seen += any(p.name.endswith(".tmp") for p in dst.iterdir())
+    assert stale_seen >= 1  # else no kill hit a write and nothing was tested
+    write_zeek_logs(result, dst)
+    assert sorted(p.name for p in dst.iterdir()) == sorted(ZEEK_LOGS)
+    print(f"{KILLS} kills, {stale_seen} left Zeek-log temporaries the next run removed")
+
+
+def test_stale_zeek_log_temps_are_removed_by_the_next_cli_run(tmp_path: Path) -> None:
+    """Planted names as open_temp makes them: a dead writer's go, a live one's stay."""
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = [out / f".{n}.999999999.0a1b2c3d4e5f.tmp" for n in ZEEK_LOGS]
+    no_pid = out / ".conn.log.k2j3h4.tmp"  # tempfile's names
+    live = out / f".pcapclass_findings.log.{os.getppid()}.abc.tmp"  # our parent: alive
+    unrelated = [out / ".dns.log.999999999.abc.tmp", out / ".conn.log.notes"]
+    for p in (*dead, no_pid, live, *unrelated):
+        p.write_text("#separator \\x09\n")
+    (tmp_path / "x.pcap").write_bytes(pcap_header())
+    r = run("x.pcap", "-o", "out", "--zeek-logs", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr.decode()
+    left = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+    assert left == sorted(p.name for p in (live, *unrelated))
+    assert (out / "conn.log").exists() and (out / "pcapclass_findings.log").exists()

@@ -18,8 +18,6 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-import subprocess
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from boundscheck import run_with_bounds_checks
 from conftest import PUBLIC, SAMPLES
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -502,19 +501,10 @@ print("ok", read, rejected)
 def test_reader_kernels_with_numba_bounds_checks(tmp_path: Path) -> None:
     """Damaged public captures through both reading paths with NUMBA_BOUNDSCHECK=1: the
     mapped walk's buffer ends exactly at the file's end, so any read past it raises."""
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
     cases = int(os.environ.get("FUZZ_BOUNDSCHECK_CASES", "300"))
-    done = subprocess.run(
-        [sys.executable, "-c", BOUNDSCHECK_SCRIPT, str(ROOT / "tests"), str(cases)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    read_, rejected = run_with_bounds_checks(
+        BOUNDSCHECK_SCRIPT, str(cases), cache_dir=tmp_path / "cache"
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.startswith("ok ")
-    read_, rejected = map(int, done.stdout.split()[1:])
     assert read_ + rejected == 2 * cases and read_ > 0
 
 

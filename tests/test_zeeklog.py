@@ -158,6 +158,10 @@ def test_findings_log_reads_back_cell_by_cell(sample, analysed, tmp_path):
             "pcapclass_resp_bytes": row["resp_bytes"],
             "pcapclass_capture": row["capture"],
             "pcapclass_uids": row["uids"],
+            "pcapclass_ports": row["ports"],
+            "pcapclass_n_ports": row["n_ports"],
+            "pcapclass_hosts": row["hosts"],
+            "pcapclass_n_hosts": row["n_hosts"],
         }
 
 
