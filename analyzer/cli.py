@@ -170,7 +170,7 @@ class _Interrupts:
             os.close(self._pipe[1])  # the watcher reads the end and returns
 
     def stop(self) -> bool:
-        return self._count > 0
+        return self._count > 0 or self.received is not None
 
     def _watch(self, r: int) -> None:
         try:
@@ -190,7 +190,7 @@ class _Interrupts:
                 return
             _print_error("aborted; no output file was left half-written")
             _exit_now(summary.EXIT_INTERRUPTED)
-        self.received = signal.Signals(signum).name
+        self.received = self.received or signal.Signals(signum).name
         again = "Ctrl-C" if signum == signal.SIGINT else "a second signal"
         _warn(
             f"{self.received} received: stopping; what was read is analysed and written "
@@ -198,6 +198,8 @@ class _Interrupts:
         )
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        # the main thread knows of the signal at once, whenever the watcher runs
+        self.received = self.received or signal.Signals(signum).name
         if self._abort:
             self._abort = False
             raise KeyboardInterrupt  # unwinds the writer, which removes its temporaries
