@@ -16,6 +16,7 @@ from __future__ import annotations
 import _thread
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -353,7 +354,7 @@ def analyze_cmd(
             width = _terminal_width()
             parts = [summary.summary(r, limit=limit, width=width) for r in results]
             if len(captures) > 1 and (failures or not_read):
-                parts.append(summary.failures_summary(failures, not_read))
+                parts.append(summary.failures_summary(failures, not_read, width=width))
             if parts:
                 _print("\n\n".join(parts))
     if code == summary.EXIT_INTERRUPTED:
@@ -388,10 +389,14 @@ def _print(text: str) -> None:
 
 
 def _terminal_width() -> int | None:
-    """The terminal's width when stdout is one (messages are cut to fit), else None."""
+    """The width the summary fits: COLUMNS when set, else the terminal's when stdout is
+    one (shutil.get_terminal_size); None for a pipe or file (lines are not cut)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
     try:
         if sys.stdout.isatty():
-            return os.get_terminal_size(sys.stdout.fileno()).columns
+            return shutil.get_terminal_size().columns
     except (OSError, ValueError, AttributeError):
         pass
     return None
