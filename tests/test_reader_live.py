@@ -150,3 +150,55 @@ def test_stop_on_a_file_ends_after_the_batch_and_hashes_the_prefix_read(tmp_path
     prefix.write_bytes(data[: stats.size])
     pstats, again, _ = rows(prefix)
     assert again == got and not pstats.truncated
+
+
+SLOW_WRITER = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from test_interrupt import _pcap_stream, _udp_frames
+header, records = _pcap_stream(_udp_frames(flows=20, per_flow=150))
+out = sys.stdout.buffer
+out.write(header)
+out.flush()
+for rec in records:
+    out.write(rec)
+    out.flush()
+    time.sleep(0.002)
+"""
+
+
+def test_a_slow_live_pipe_keeps_a_small_memory_footprint(tmp_path: Path) -> None:
+    """3,000 packets trickling in for several seconds, handed over as they arrive (a
+    few records per chunk): the peak RSS stays within what a 3-packet file costs plus
+    the hostile-file margin of test_memory_bounds, and every packet is counted."""
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+    from test_memory_bounds import ABSOLUTE_MIB, EXTRA_MIB, LAUNCHER, baseline_mib
+
+    base = baseline_mib(str(tmp_path))
+    writer = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, str(ROOT / "tests")], stdout=subprocess.PIPE
+    )
+    cli = [sys.executable, "-c", "from analyzer.cli import main; main()"]
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *cli, "-", "-o", str(tmp_path / "out")],
+        stdin=writer.stdout,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        timeout=300,
+    )
+    assert writer.stdout is not None
+    writer.stdout.close()
+    writer.wait(timeout=30)
+    head, _, stderr = done.stdout.partition("\n")
+    code, kib = head.split()
+    peak = int(kib) / 1024
+    print(f"slow live pipe: peak RSS {peak:.0f} MiB, 3-packet file {base:.0f} MiB")
+    assert int(code) == 0, stderr
+    assert peak <= min(base + EXTRA_MIB, ABSOLUTE_MIB)
+    flows = pq.read_table(tmp_path / "out" / "flows.parquet")
+    assert flows.num_rows == 20
+    assert sum(flows.column("orig_pkts").to_pylist()) == 3000
