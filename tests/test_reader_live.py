@@ -202,3 +202,33 @@ def test_a_slow_live_pipe_keeps_a_small_memory_footprint(tmp_path: Path) -> None
     flows = pq.read_table(tmp_path / "out" / "flows.parquet")
     assert flows.num_rows == 20
     assert sum(flows.column("orig_pkts").to_pylist()) == 3000
+
+
+def test_the_same_bytes_on_a_pipe_and_as_a_file_give_the_same_uids(tmp_path: Path) -> None:
+    """`cat x | pcapclass - -o A` and `pcapclass x -o B`: the same connections and uids
+    (the uid comes from the packets, not from the capture's name)."""
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    sample = ROOT / "sample_pcaps" / "cmi_site.pcap.gz"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cli = [sys.executable, "-m", "analyzer.cli"]
+    piped = subprocess.run(  # input= goes through a pipe
+        [*cli, "-", "-o", "A"],
+        input=sample.read_bytes(),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+    )
+    filed = subprocess.run(
+        [*cli, str(sample), "-o", "B"], cwd=tmp_path, env=env, capture_output=True
+    )
+    assert piped.returncode == filed.returncode, piped.stderr
+    a = pq.read_table(tmp_path / "A" / "flows.parquet")
+    b = pq.read_table(tmp_path / "B" / "flows.parquet")
+    assert set(a.column("capture").to_pylist()) == {"<stdin>"}
+    assert set(b.column("capture").to_pylist()) == {"cmi_site.pcap.gz"}
+    assert a.num_rows == b.num_rows > 0
+    assert sorted(a.column("uid").to_pylist()) == sorted(b.column("uid").to_pylist())
