@@ -19,6 +19,15 @@ follows the record chain, checks every length before it reads, and writes the fi
 the kept records into the batch columns. A helper thread computes the SHA-256 of the
 file as stored on the second core while the kernel runs (both release the GIL).
 
+Live streams and interrupts. Standard input or a FIFO that is a pipe, socket or
+terminal is read with partial reads: a chunk is handed over when full or LIVE_HOLD_S
+after its first byte, so a slow capture shows progress and nothing waits for 8 MiB.
+``Capture(..., stop=fn)``: once fn() is True, a file stops after the batch just handed
+out; a live stream after the bytes that had arrived (read on while they still arrive,
+LIVE_QUIET_S of silence or LIVE_GRACE_S at most); ``cap.stopped`` turns True, a record
+cut there is the "cut short" case below, and ``stats.size``/``sha256`` are those of the
+bytes read (a prefix of the file). Stopped before the file header: InterruptedEarly.
+
 Formats: classic pcap in both byte orders with micro- or nanosecond timestamps; pcapng
 with any number of sections (each with its own byte order) and interfaces (each with its
 own link type, ``if_tsresol`` and ``if_tsoffset``), Enhanced, Simple and the obsolete
