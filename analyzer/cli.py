@@ -13,10 +13,13 @@ others were analysed; 2 bad input or usage (one line on stderr); 3 internal erro
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
+import shutil
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from . import __version__, schema, summary
-from .errors import PcapclassError, StopReading
+from .errors import PcapclassError
 from .output import check_outdir, folder_name
 from .schema import ROLES
 from .signatures import format_list, format_role, format_show, load_catalog
@@ -48,9 +51,6 @@ Exit codes:
   3    internal error (a bug; please report it)
   130  interrupted (Ctrl-C, SIGTERM): what was read is analysed and written,
        with pcapclass.interrupted = "true" in the metadata"""
-# After the first interrupt, how long a read blocked on a quiet pipe may go on before it
-# is cut short (a writer that dies with the same Ctrl-C delivers its last bytes first).
-INTERRUPT_GRACE_S = 1.0
 
 
 def _line(text: str) -> str:
@@ -132,57 +132,88 @@ def main() -> None:
 
 class _Interrupts:
     """SIGINT/SIGTERM during a run. The first means "stop reading here": stop() turns
-    True, which pipeline.analyze checks after every batch; a read still blocked on a
-    quiet pipe INTERRUPT_GRACE_S later is cut short (StopReading). The second aborts at
-    once: inside the reader by exiting, elsewhere by KeyboardInterrupt (the writer
-    removes its temporaries; every final name holds a complete file)."""
+    True, which the reader asks while reading (a live pipe: within reader.LIVE_POLL_S,
+    after the bytes that had arrived). The second aborts at once: while an output file
+    is being written by KeyboardInterrupt (the writer removes its temporaries; every
+    final name holds a complete file), anywhere else by exiting on the spot.
+
+    Signals are counted by a thread reading the interpreter's wakeup pipe (one byte per
+    signal), not by the Python handler: while the main thread is inside a compiled
+    kernel, two signals would reach the handler as one, and a KeyboardInterrupt inside
+    a kernel's callback would be ignored."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.received: str | None = None  # name of the first signal
         self._count = 0
+        self._abort = False  # the watcher asks the main thread to unwind its writer
         self._old: dict[int, Any] = {}
+        self._pipe: tuple[int, int] | None = None
+        self._old_wakeup = -1
 
     def __enter__(self) -> _Interrupts:
-        for sig in (*self.SIGNALS, signal.SIGALRM):
+        for sig in self.SIGNALS:
             self._old[sig] = signal.signal(sig, self._handle)
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        self._pipe = (r, w)
+        self._old_wakeup = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        threading.Thread(
+            target=self._watch, args=(r,), name="pcapclass-signals", daemon=True
+        ).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.set_wakeup_fd(self._old_wakeup)
         for sig, old in self._old.items():
             signal.signal(sig, old)
+        if self._pipe is not None:
+            os.close(self._pipe[1])  # the watcher reads the end and returns
 
     def stop(self) -> bool:
-        return self._count > 0
+        return self._count > 0 or self.received is not None
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if signum == signal.SIGALRM:
-            if _in_reader(frame):
-                raise StopReading
-            return
+    def _watch(self, r: int) -> None:
+        try:
+            while data := os.read(r, 64):
+                for signum in data:
+                    if signum in self.SIGNALS:
+                        self._signal(signum)
+        finally:
+            os.close(r)
+
+    def _signal(self, signum: int) -> None:
         self._count += 1
         if self._count > 1:
-            if _in_reader(frame):  # nothing is being written: no need to unwind the reader
-                _print_error("aborted; no output file was left half-written")
-                _exit_now(summary.EXIT_INTERRUPTED)
-            raise KeyboardInterrupt  # unwinds the writer, which removes its temporaries
-        self.received = signal.Signals(signum).name
-        signal.setitimer(signal.ITIMER_REAL, INTERRUPT_GRACE_S)
+            if _writing(sys._current_frames().get(threading.main_thread().ident or 0)):
+                self._abort = True
+                _thread.interrupt_main(signal.SIGINT)  # the handler raises KeyboardInterrupt
+                return
+            _print_error("aborted; no output file was left half-written")
+            _exit_now(summary.EXIT_INTERRUPTED)
+        self.received = self.received or signal.Signals(signum).name
         again = "Ctrl-C" if signum == signal.SIGINT else "a second signal"
         _warn(
             f"{self.received} received: stopping; what was read is analysed and written "
             f"({again} aborts at once)"
         )
 
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        # the main thread knows of the signal at once, whenever the watcher runs
+        self.received = self.received or signal.Signals(signum).name
+        if self._abort:
+            self._abort = False
+            raise KeyboardInterrupt  # unwinds the writer, which removes its temporaries
 
-def _in_reader(frame: FrameType | None) -> bool:
-    """Whether the main thread is inside Capture.batches() (waiting for data)."""
+
+WRITER_MODULES = ("analyzer.output", "analyzer.zeeklog")  # modules writing temporaries
+
+
+def _writing(frame: FrameType | None) -> bool:
+    """Whether the main thread is inside an output writer (temporaries exist)."""
     while frame is not None:
-        if frame.f_code.co_name == "batches" and frame.f_globals.get("__name__") == (
-            "analyzer.reader"
-        ):
+        if frame.f_globals.get("__name__") in WRITER_MODULES:
             return True
         frame = frame.f_back
     return False
@@ -344,7 +375,7 @@ def analyze_cmd(
                 for r, p in zip(results, paths, strict=True)
             ]
             if len(captures) > 1 and (failures or not_read):
-                parts.append(summary.failures_summary(failures, not_read))
+                parts.append(summary.failures_summary(failures, not_read, width=width))
             if parts:
                 _print("\n\n".join(parts))
     if code == summary.EXIT_INTERRUPTED:
@@ -379,10 +410,14 @@ def _print(text: str) -> None:
 
 
 def _terminal_width() -> int | None:
-    """The terminal's width when stdout is one (messages are cut to fit), else None."""
+    """The width the summary fits: COLUMNS when set, else the terminal's when stdout is
+    one (shutil.get_terminal_size); None for a pipe or file (lines are not cut)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
     try:
         if sys.stdout.isatty():
-            return os.get_terminal_size(sys.stdout.fileno()).columns
+            return shutil.get_terminal_size().columns
     except (OSError, ValueError, AttributeError):
         pass
     return None

@@ -7,11 +7,8 @@ the CLI translates them into a one-line message and an exit code.
     │   ├── SignatureError         a signature file breaks the catalog schema
     │   ├── SiteError              the site file is malformed or contradicts itself
     │   └── UsageError             options that cannot work together (e.g. stdin without -o)
+    ├── InterruptedEarly           interrupted before a capture's header arrived: exit 130
     └── InternalError              a bug: exit 3
-
-    StopReading (a BaseException)  not an error: an interrupt handler raises it inside
-                                   Capture.batches() to end a read blocked on a pipe;
-                                   pipeline.analyze catches it and finishes what was read
 
 Bad *packets* are not errors: they are counted by reason in the capture stats.
 Every message names the file (and line where there is one) and says how to fix it.
@@ -54,7 +51,7 @@ class InternalError(PcapclassError):
     exit_code = 3
 
 
-class StopReading(BaseException):
-    """Raised by an interrupt handler while the main thread waits inside the reader
-    (a live pipe that sends nothing): stop reading here and analyze what was read.
-    A BaseException so that no `except Exception` on the way swallows it."""
+class InterruptedEarly(PcapclassError):
+    """SIGINT/SIGTERM came before a capture's file header: nothing to analyse or write."""
+
+    exit_code = 130

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from . import schema
 from .classify import classify, site_catalog
 from .decode import decode_batch
-from .errors import StopReading, UsageError
+from .errors import UsageError
 from .flows import FlowTable
 from .health import capture_health
 from .output import RunInfo, folder_name, metadata, write_tables
@@ -49,7 +49,7 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
-StopFn = Callable[[], bool]  # True: stop reading here (an interrupt); checked per batch
+StopFn = Callable[[], bool]  # True: stop reading here (an interrupt); see reader.Capture
 NO_PACKETS = "no packets in the capture"
 
 
@@ -96,9 +96,10 @@ def analyze(
     """Analyze one capture (a path or "-" for stdin) and, unless write=False, write
     flows/findings/hosts Parquet files into `outdir` (default: the contract's).
 
-    `stop` is asked after every batch; when it returns True (or a handler raises
-    StopReading inside the reader), reading ends there and what was read is analyzed
-    and written with `interrupted` set (metadata `pcapclass.interrupted = "true"`)."""
+    `stop` is asked while reading; once it returns True, reading ends (a file after the
+    current batch; a live pipe after the bytes that had arrived) and what was read is
+    analyzed and written with `interrupted` set (metadata `pcapclass.interrupted =
+    "true"`, the capture's size and sha256 those of the bytes read)."""
     if catalog is None:
         catalog = load_catalog()
     if site is not None and not isinstance(site, Site):
@@ -109,7 +110,7 @@ def analyze(
     # applies them to its catalog the same way).
     effective = site_catalog(catalog, site)
 
-    with Capture(capture, batch_packets=batch_packets) as cap:
+    with Capture(capture, batch_packets=batch_packets, stop=stop) as cap:
         # The file name, not the path: uids and the capture column must not depend on where
         # the file lies (same input -> same uid).
         table = FlowTable(
@@ -117,22 +118,16 @@ def analyze(
             service_ports=effective.service_ports(),
             dns_names={name for sig in catalog.signatures for name in sig.remote_hosts},
         )
-        interrupted = False
         streamed = consumed = 0
-        try:
-            for raw in cap.batches():
-                table.add(decode_batch(raw, cap.stats.skipped))
-                consumed += raw.n
-                if progress is not None:
-                    streamed += _stream_bytes(raw, cap.stats.format)
-                    progress(Progress("reading", consumed, streamed, cap.stats.format))
-                if stop is not None and stop():
-                    interrupted = True
-                    break
-        except StopReading:
-            interrupted = True
-        # interrupted: the reader may have counted records it had not handed out yet
-        stats = replace(cap.stats, packets=consumed) if interrupted else cap.stats
+        for raw in cap.batches():
+            table.add(decode_batch(raw, cap.stats.skipped))
+            consumed += raw.n
+            if progress is not None:
+                streamed += _stream_bytes(raw, cap.stats.format)
+                progress(Progress("reading", consumed, streamed, cap.stats.format))
+        # a pipe whose writer died of the same Ctrl-C ends before the reader sees the stop
+        interrupted = cap.stopped or (stop is not None and stop())
+        stats = cap.stats
     _warn_about(stats, interrupted)
     if progress is not None:
         progress(Progress("connections", stats.packets, streamed, stats.format))

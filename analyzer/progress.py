@@ -117,11 +117,7 @@ class TerminalProgress:
         return f"reading {self._name}: " + ", ".join(parts)
 
     def _draw(self) -> None:
-        try:
-            width = os.get_terminal_size(self._stream.fileno()).columns
-        except (OSError, ValueError, AttributeError):
-            width = 80
-        text = self.line()[: max(width - 1, 10)]
+        text = self.line()[: max(terminal_width(self._stream) - 1, 10)]
         try:
             self._stream.write(CLEAR + text)
             self._stream.flush()
@@ -136,6 +132,21 @@ class TerminalProgress:
                 self._stream.flush()
             except (OSError, ValueError):
                 pass
+
+
+def terminal_width(stream: TextIO) -> int:
+    """COLUMNS when set (as shutil.get_terminal_size), else the terminal's width; 80
+    where neither says (a pseudo-terminal without a window size reports 0)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            columns = 0
+    return columns if columns > 0 else 80
 
 
 def for_terminal(capture: str) -> TerminalProgress | None:

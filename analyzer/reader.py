@@ -19,6 +19,15 @@ follows the record chain, checks every length before it reads, and writes the fi
 the kept records into the batch columns. A helper thread computes the SHA-256 of the
 file as stored on the second core while the kernel runs (both release the GIL).
 
+Live streams and interrupts. Standard input or a FIFO that is a pipe, socket or
+terminal is read with partial reads: a chunk is handed over when full or LIVE_HOLD_S
+after its first byte, so a slow capture shows progress and nothing waits for 8 MiB.
+``Capture(..., stop=fn)``: once fn() is True, a file stops after the batch just handed
+out; a live stream after the bytes that had arrived (read on while they still arrive,
+LIVE_QUIET_S of silence or LIVE_GRACE_S at most); ``cap.stopped`` turns True, a record
+cut there is the "cut short" case below, and ``stats.size``/``sha256`` are those of the
+bytes read (a prefix of the file). Stopped before the file header: InterruptedEarly.
+
 Formats: classic pcap in both byte orders with micro- or nanosecond timestamps; pcapng
 with any number of sections (each with its own byte order) and interfaces (each with its
 own link type, ``if_tsresol`` and ``if_tsoffset``), Enhanced, Simple and the obsolete
@@ -68,21 +77,23 @@ import hashlib
 import mmap
 import os
 import queue
+import select
 import stat
 import struct
 import sys
 import threading
+import time
 import zlib
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
 
 from . import walk
-from .errors import CaptureError
+from .errors import CaptureError, InterruptedEarly
 from .health import FrameCounters
 from .walk import MAX_TS_S, PCAP_MAX_CAPLEN, PCAPNG_MAX_BLOCK  # noqa: F401  (re-exported)
 
@@ -105,6 +116,15 @@ HASH_STEP_BYTES = 4 * 2**20
 # How far an SPB at the start of a section looks for the next timestamp (one chunk).
 SPB_LOOKAHEAD_BYTES = CHUNK_BYTES
 MIN_RECORD_BYTES = 16  # the smallest packet record: a pcap header, an empty SPB
+# A live stream (pipe, FIFO, socket): what has arrived is handed over once the chunk has
+# waited LIVE_HOLD_S since its first byte, so a slow capture shows progress and an
+# interrupt loses nothing; the stop request is looked at every LIVE_POLL_S.
+LIVE_HOLD_S = 0.25
+LIVE_POLL_S = 0.1
+# After the stop, a live stream is read until it is quiet for LIVE_QUIET_S (or ends),
+# LIVE_GRACE_S at most: the pipe's queue and a dying writer's last flush are kept.
+LIVE_QUIET_S = 0.2
+LIVE_GRACE_S = 1.0
 
 PCAP_HDR_LEN = 24
 PCAP_HDR_SNAPLEN = 16
@@ -177,32 +197,103 @@ class _Replaying:
         return k
 
 
-class _StoredSource(_Replaying):
-    """The file as stored: counts and hashes every byte read; replays peeked bytes."""
+StopFn = Callable[[], bool]  # True: stop reading here (an interrupt)
 
-    def __init__(self, fh: BinaryIO) -> None:
+
+def _is_live(fh: BinaryIO) -> bool:
+    """A pipe, FIFO, socket or terminal: reads wait for a writer (not a regular file)."""
+    try:
+        return not stat.S_ISREG(os.fstat(fh.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+class _StoredSource(_Replaying):
+    """The file as stored: counts and hashes every byte read; replays peeked bytes.
+
+    A live stream is read with the file descriptor's own partial reads (what has
+    arrived, never waiting to fill the buffer). Once `stop()` says so, it goes on
+    reading while bytes keep arriving (the pipe's queue; a writer hit by the same
+    Ctrl-C flushing its last packets), until the end, LIVE_QUIET_S without a byte, or
+    LIVE_GRACE_S after the stop, and then ends like a stream at its end, with
+    `stopped` set."""
+
+    def __init__(self, fh: BinaryIO, stop: StopFn | None = None) -> None:
         self._fh = fh
         self._prefix = b""
         self.sha = hashlib.sha256()
         self.size = 0
+        self.live = _is_live(fh)
+        self._stop = stop
+        self.stopped = False
+        self._stop_at: float | None = None  # when the stop was seen (time.monotonic)
+        self._ended = False  # end of the stream seen, or the stop's grace is over
+        self.cancelled = False  # the consumer went away: read nothing more
+        self._poll: select.poll | None = None
+        if self.live:
+            self._poll = select.poll()
+            self._poll.register(fh.fileno(), select.POLLIN)
+
+    def _account(self, data: memoryview | bytes) -> None:
+        self.sha.update(data)
+        self.size += len(data)
+
+    def read_live(self, out: memoryview, deadline: float | None = None) -> int | None:
+        """Live stream: wait for bytes (or the end) and read what has arrived into
+        `out` (peeked bytes first); 0 at the end or after the stop; None when `deadline`
+        passed first."""
+        if self._prefix:
+            return self._replay_into(out)
+        return self._read_fd(out, deadline)
+
+    def _read_fd(self, out: memoryview, deadline: float | None) -> int | None:
+        fd = self._fh.fileno()
+        assert self._poll is not None
+        while True:
+            if self.cancelled or self._ended:
+                return 0
+            now = time.monotonic()
+            if self._stop_at is None and self._stop is not None and self._stop():
+                self.stopped = True
+                self._stop_at = now
+            if self._stop_at is not None:  # bytes still arriving: the writer's last ones
+                wait = min(LIVE_QUIET_S, self._stop_at + LIVE_GRACE_S - now)
+                if wait <= 0 or not self._poll.poll(wait * 1000):
+                    self._ended = True
+                    return 0
+            else:
+                wait = LIVE_POLL_S if deadline is None else min(LIVE_POLL_S, deadline - now)
+                if wait <= 0:
+                    return None
+                if not self._poll.poll(wait * 1000):
+                    continue
+            n = os.readv(fd, [out])
+            self._account(out[:n])
+            self._ended = n == 0
+            return n
 
     def peek(self, n: int) -> bytes:
         while len(self._prefix) < n:
-            more = self._fh.read(n - len(self._prefix))
+            if self.live:
+                buf = bytearray(n - len(self._prefix))
+                k = self._read_fd(memoryview(buf), None) or 0
+                more = bytes(buf[:k])  # _read_fd has hashed it
+            else:
+                more = self._fh.read(n - len(self._prefix))
+                self._account(more)
             if not more:
                 break
-            self.sha.update(more)
-            self.size += len(more)
             self._prefix += more
         return self._prefix[:n]
 
     def readinto(self, out: memoryview) -> int:
         if self._prefix:
             return self._replay_into(out)
+        if self.live:
+            return self.read_live(out) or 0
         n = self._fh.readinto(out) or 0  # type: ignore[attr-defined]  # every binary file has it
         if n:
-            self.sha.update(out[:n])
-            self.size += n
+            self._account(out[:n])
         return n
 
     def read(self, n: int = -1) -> bytes:  # used by gzip.GzipFile
@@ -210,13 +301,18 @@ class _StoredSource(_Replaying):
             k = len(self._prefix) if n < 0 else min(n, len(self._prefix))
             out, self._prefix = self._prefix[:k], self._prefix[k:]
             return out
+        if self.live:
+            buf = bytearray(n if n > 0 else 2**16)
+            return bytes(buf[: self.read_live(memoryview(buf)) or 0])
         data = self._fh.read(n)
-        self.sha.update(data)
-        self.size += len(data)
+        self._account(data)
         return data
 
     def drain(self, scratch: memoryview) -> None:
-        """Read (and hash) the rest of the stored file."""
+        """Read (and hash) the rest of the stored file; a live stream is not waited for
+        (the size and sha256 are of the bytes read)."""
+        if self.live:
+            return
         while self.readinto(scratch):
             pass
 
@@ -245,16 +341,32 @@ class _GzipSource(_Replaying):
         return len(data)
 
 
-def _read_full(src: _StoredSource | _GzipSource, out: memoryview) -> tuple[int, str | None]:
-    """Fill `out` unless the stream ends; returns (bytes read, gzip damage or None)."""
+def _fill(
+    stored: _StoredSource, src: _StoredSource | _GzipSource, out: memoryview
+) -> tuple[int, str | None]:
+    """Fill `out` unless the stream ends; a live stream hands over what has arrived
+    LIVE_HOLD_S after the chunk's first byte. Returns (bytes read, gzip damage or None);
+    0 bytes only at the end of the stream."""
     got = 0
+    deadline = 0.0
     while got < len(out):
+        if got and stored.live and time.monotonic() >= deadline:
+            break
         try:
-            n = src.readinto(out[got:])
+            if src is stored and stored.live:
+                n = stored.read_live(out[got:], deadline if got else None)
+                if n is None:  # quiet until the deadline: hand over what arrived
+                    break
+            else:
+                n = src.readinto(out[got:])
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            if stored.stopped:  # the compressed stream was cut by the interrupt
+                return got, None
             return got, f"gzip stream damaged ({exc})"
         if not n:
             break
+        if not got:
+            deadline = time.monotonic() + LIVE_HOLD_S
         got += n
     return got, None
 
@@ -283,7 +395,7 @@ class _Feeder(threading.Thread):
                 if i is None:
                     return
                 view = self._slots[i].data[HEADROOM_BYTES : HEADROOM_BYTES + CHUNK_BYTES]
-                n, err = _read_full(self._src, view)
+                n, err = _fill(self._stored, self._src, view)
                 if n == 0 or err is not None:
                     self.drain()
                     self.filled.put((i, n, err))
@@ -298,9 +410,14 @@ class _Feeder(threading.Thread):
 
     def stop_and_drain(self) -> None:
         """The main thread stopped early (corrupt record): still hash the whole file."""
+        self.stop()
+        self.drain()
+
+    def stop(self) -> None:
+        """The main thread stopped early (interrupt): read nothing more."""
+        self._stored.cancelled = True  # a read waiting on a quiet pipe returns
         self.free.put(None)
         self.join()
-        self.drain()
 
 
 def _map(fh: BinaryIO) -> mmap.mmap | None:
@@ -373,15 +490,21 @@ class _MappedHasher(threading.Thread):
         self._window = window
         self._sha = hashlib.sha256()
         self._stopped = False
+        self._limit = size
+        # (offset, hash state there) of the last steps: the digest of a prefix reading
+        # stopped at (an interrupt) without hashing the file again
+        self._marks: deque[tuple[int, Any]] = deque(maxlen=MAP_AHEAD_BYTES // HASH_STEP_BYTES + 3)
 
     def run(self) -> None:
         pos = 0
+        self._marks.append((0, self._sha.copy()))
         try:
-            while pos < self._size and not self._stopped:
+            while pos < self._limit and not self._stopped:
                 end = min(pos + HASH_STEP_BYTES, self._size)
                 self._window.wait_hasher(end)
                 self._sha.update(self._mv[pos:end])
                 pos = end
+                self._marks.append((pos, self._sha.copy()))
                 self._window.advance_hasher(pos)
         finally:
             self._mv.release()
@@ -394,6 +517,18 @@ class _MappedHasher(threading.Thread):
 
     def hexdigest(self) -> str:
         return self._sha.hexdigest()
+
+    def prefix_hexdigest(self, mm: mmap.mmap, n: int) -> str:
+        """SHA-256 of the file's first n bytes: the hasher stops there (it may have
+        passed n by at most MAP_AHEAD_BYTES; the last marks cover that)."""
+        self._limit = n
+        self._window.advance_main(self._size)  # wake it if it waits for the scanner
+        self.join()
+        mark, sha = next(((o, h) for o, h in reversed(self._marks) if o <= n), (0, None))
+        sha = sha.copy() if sha is not None else hashlib.sha256()
+        with memoryview(mm) as mv:
+            sha.update(mv[mark:n])
+        return str(sha.hexdigest())
 
 
 # ------------------------------------------------------------------------------- walking
@@ -425,15 +560,22 @@ class _Stop:
 
     pos: int  # offset in buf of the first byte not consumed
     corrupt: str | None = None  # warning text when reading must stop
+    stopped: bool = False  # stop() said so (files: after the batch just handed out)
 
 
 class Capture:
     """A capture file (or stdin) opened for reading; see the module docstring."""
 
-    def __init__(self, path: str | Path, *, batch_packets: int = 65536) -> None:
+    def __init__(
+        self, path: str | Path, *, batch_packets: int = 65536, stop: StopFn | None = None
+    ) -> None:
         # batch_packets default: 64 Ki packets keep the per-batch overhead negligible
         # while the decoder's scratch arrays stay a few MiB.
+        # stop: asked while reading; once True, reading ends (see the module docstring,
+        # "Interrupts") and `stopped` turns True.
         self._path = path
+        self._stop_fn = stop
+        self.stopped = False
         self._batch = max(1, int(batch_packets))
         name = "<stdin>" if str(path) == "-" else str(path)
         self.stats = CaptureStats(name=name)
@@ -463,6 +605,8 @@ class Capture:
 
     def close(self) -> None:
         if self._feeder is not None and self._feeder.is_alive():
+            if self._stored is not None:
+                self._stored.cancelled = True
             self._feeder.free.put(None)
             self._feeder.join(timeout=5)
         if self._hasher is not None:
@@ -493,7 +637,7 @@ class Capture:
             st = os.fstat(self._fh.fileno())
             if stat.S_ISDIR(st.st_mode):
                 raise CaptureError(f"{name}: is a directory, not a capture file")
-        self._stored = _StoredSource(self._fh)
+        self._stored = _StoredSource(self._fh, self._stop_fn)
         head = self._stored.peek(4)
         fmt_prefix = ""
         src: _StoredSource | _GzipSource = self._stored
@@ -506,6 +650,8 @@ class Capture:
                     f"{name}: damaged gzip file ({exc}); re-compress or unzip the capture"
                 ) from None
             fmt_prefix = "gzip+"
+        if self._stored.stopped and len(head) < 4:
+            self._interrupted_early()
         if head == MAGIC_PCAPNG:
             self._kind = "pcapng"
             self.stats.format = fmt_prefix + "pcapng"
@@ -552,6 +698,10 @@ class Capture:
                 raise err
             if n:
                 buf, start, end = self._place(slots[i], carry, n)
+                if first and self._kind == "pcap" and end - start < PCAP_HDR_LEN and stored.live:
+                    carry = buf[start:end].copy()  # the rest of the file header is on its way
+                    feeder.free.put(i)
+                    continue
                 if first:
                     start = self._file_header(buf, start, end)
                     first = False
@@ -561,13 +711,22 @@ class Capture:
                     self.stats.warnings.append(stop.corrupt)
                     feeder.stop_and_drain()
                     break
+                if stop.stopped:
+                    self.stopped = True
+                    feeder.stop()
+                    break
                 carry = buf[stop.pos : end].copy()
                 self._stream_pos += stop.pos - start
             if n == 0 or err is not None:
+                self.stopped = stored.stopped
+                if first and self._kind == "pcap":
+                    if self.stopped:
+                        self._interrupted_early()
+                    self._file_header(carry, 0, carry.shape[0])  # raises: header cut short
                 self._end_of_stream(carry.shape[0], err)
                 break
             feeder.free.put(i)
-        self.stats.size = stored.size
+        self.stats.size = stored.size  # interrupted: the bytes read until then
         self.stats.sha256 = stored.sha.hexdigest()
 
     def _batches_mapped(self, mm: mmap.mmap) -> Iterator[RawBatch]:
@@ -591,6 +750,9 @@ class Capture:
                 if stop.corrupt is not None:
                     self.stats.warnings.append(stop.corrupt)
                     break
+                if stop.stopped:
+                    self.stopped = True
+                    break
                 self._stream_pos += stop.pos - pos
                 if end == size:
                     self._end_of_stream(size - stop.pos, None)
@@ -601,6 +763,10 @@ class Capture:
                 window.advance_main(pos)
         finally:
             window.advance_main(size)
+        if self.stopped:  # the prefix read until the interrupt
+            self.stats.size = stop.pos
+            self.stats.sha256 = hasher.prefix_hexdigest(mm, stop.pos)
+            return
         hasher.join()
         self.stats.size = size
         self.stats.sha256 = hasher.hexdigest()
@@ -637,9 +803,25 @@ class Capture:
                 batch = RawBatch(buf, off[:n], cap[:n], wire[:n], ts[:n], link[:n], idx[:n])
                 self._frames.update(buf, batch.data_off, batch.caplen, batch.wirelen, batch.ts_ns)
                 yield batch
+                if stop.corrupt is None and self._stop_files():
+                    stop.pos, stop.stopped = pos, True
+                    return
             if status != walk.WALK_FULL:
                 stop.pos = pos
                 return
+
+    def _stop_files(self) -> bool:
+        """A file stops after the batch just handed out; a live stream stops in its
+        reader instead, after the bytes that had arrived (nothing received is lost)."""
+        live = self._stored is not None and self._stored.live
+        return not live and self._stop_fn is not None and self._stop_fn()
+
+    def _interrupted_early(self) -> NoReturn:
+        self.stopped = True
+        raise InterruptedEarly(
+            f"{self.stats.name}: interrupted before the capture's file header had arrived; "
+            "nothing to analyse, nothing written"
+        )
 
     def _corrupt_msg(self, pos: int, start: int) -> str:
         st = self._st
@@ -684,6 +866,8 @@ class Capture:
                 f"(record {records} incomplete); results cover the first {records} records"
             )
         if self._kind == "pcapng" and self._st[walk.ST_SECTIONS] == 0:
+            if self.stopped:
+                self._interrupted_early()
             raise CaptureError(
                 f"{name}: pcapng section header cut short; the file holds no readable record"
             )

@@ -250,56 +250,113 @@ def as_json(
 
 def summary(result: Result, *, limit: int = DEFAULT_LIMIT, width: int | None = None) -> str:
     """The short human summary of one capture, as printed on stdout: at most `limit`
-    findings rows (most severe first); `width` cuts the message column to fit a terminal."""
+    findings rows (most severe first). With `width` (a terminal's columns) every line
+    fits: table rows are never wrapped, their long cells end in an ellipsis; lists wrap
+    onto indented lines; a long path loses its beginning."""
     cap = result.capture
     state = []
     if getattr(result, "interrupted", False):
         state.append("interrupted")
     if cap.truncated:
         state.append("capture cut short")
-    lines = [
-        f"{printable(cap.name)}: {cap.packets:,} packets, {result.flows.num_rows:,} flows"
-        + (f" ({', '.join(state)})" if state else "")
-    ]
+    facts = f": {cap.packets:,} packets, {result.flows.num_rows:,} flows" + (
+        f" ({', '.join(state)})" if state else ""
+    )
+    lines = [_left_cut(printable(cap.name), width, len(facts)) + facts]
     not_ip, damaged = skipped_groups(cap.skipped)
     if not_ip:
-        lines.append(f"  not IP (skipped): {_counts(not_ip)}")
+        lines += _wrap(f"  not IP (skipped): {_counts(not_ip)}", width)
     if damaged:
-        lines.append(f"  damaged (skipped): {_counts(damaged)}")
-    lines.append(f"systems seen: {', '.join(result.systems_seen()) or 'none'}")
-    lines.append(
+        lines += _wrap(f"  damaged (skipped): {_counts(damaged)}", width)
+    lines += _wrap(f"systems seen: {', '.join(result.systems_seen()) or 'none'}", width)
+    lines += _wrap(
         "flows per verdict: "
-        + (", ".join(f"{v} {n:,}" for v, n in result.verdict_counts().items()) or "none")
+        + (", ".join(f"{v} {n:,}" for v, n in result.verdict_counts().items()) or "none"),
+        width,
     )
     rows = sorted_findings(result)
     if rows:
         per = ", ".join(f"{s} {n:,}" for s, n in severity_counts([result]).items())
-        lines.append(f"findings: {len(rows):,} ({per})")
+        lines += _wrap(f"findings: {len(rows):,} ({per})", width)
         shown = rows[: max(limit, 0)]
         lines.extend(_table(shown, width))
         if len(rows) > len(shown):
             where = result.outputs.get("findings")
-            lines.append(
-                f"  ... and {len(rows) - len(shown):,} more in "
-                f"{printable(str(where)) if where else 'the findings table'}"
-            )
+            head = f"  ... and {len(rows) - len(shown):,} more in "
+            place = printable(str(where)) if where else "the findings table"
+            lines.append(head + _left_cut(place, width, len(head)))
     else:
         lines.append("findings: none")
     if result.outputs:
         first = next(iter(result.outputs.values()))
         names = ",".join(p.stem for p in result.outputs.values())
-        lines.append(f"outputs: {printable(str(first.parent))}/{{{names}}}.parquet")
+        tail = f"/{{{names}}}.parquet"
+        lines.append(
+            "outputs: " + _left_cut(printable(str(first.parent)), width, 9 + len(tail)) + tail
+        )
     return "\n".join(lines)
 
 
-def failures_summary(failures: Sequence[Failure], not_read: Sequence[str] = ()) -> str:
+ELLIPSIS = "\u2026"  # one column on a terminal
+
+
+def _ellipsis() -> str:
+    """The ellipsis character where stdout can encode it, else three dots."""
+    import sys
+
+    try:
+        ELLIPSIS.encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError, AttributeError):
+        return "..."
+    return ELLIPSIS
+
+
+def _cut(text: str, room: int) -> str:
+    """`text` in at most `room` columns, its end replaced by an ellipsis when cut."""
+    if len(text) <= room:
+        return text
+    mark = _ellipsis()
+    return text[: max(room - len(mark), 0)] + mark if room > len(mark) else text[:room]
+
+
+def _left_cut(text: str, width: int | None, beside: int) -> str:
+    """`text` (a name or path) in what `width` leaves beside `beside` columns; a cut
+    keeps the end (the file name) and starts with an ellipsis."""
+    if width is None or len(text) + beside <= width:
+        return text
+    room = max(width - beside, 0)
+    mark = _ellipsis()
+    return mark + text[len(text) - max(room - len(mark), 0) :] if room > len(mark) else ""
+
+
+def _wrap(line: str, width: int | None) -> list[str]:
+    """A line of prose or a list, wrapped onto lines indented under it (not a table row)."""
+    if width is None or len(line) <= width:
+        return [line]
+    lead = len(line) - len(line.lstrip(" "))
+    return textwrap.wrap(
+        line,
+        width=max(width, 20),
+        initial_indent="",
+        subsequent_indent=" " * (lead + 4),
+        break_on_hyphens=False,
+        drop_whitespace=True,
+    ) or [line[:width]]
+
+
+def failures_summary(
+    failures: Sequence[Failure], not_read: Sequence[str] = (), *, width: int | None = None
+) -> str:
     """The lines that close a run over several captures when some were not analysed."""
     lines = []
     if failures:
         lines.append(f"failed: {len(failures)} capture{'s' if len(failures) != 1 else ''}")
-        lines.extend(f"  {printable(f.message)}" for f in failures)
+        for f in failures:
+            lines += _wrap(f"  {printable(f.message)}", width)
     if not_read:
-        lines.append(f"not read (interrupted): {', '.join(printable(p) for p in not_read)}")
+        lines += _wrap(
+            f"not read (interrupted): {', '.join(printable(p) for p in not_read)}", width
+        )
     return "\n".join(lines)
 
 
@@ -321,7 +378,42 @@ def _where(r: Mapping[str, Any]) -> tuple[str, str]:
     return f"{r['orig_h']} -> {resp_h}", f"{r['proto']}/{port}"
 
 
+# Columns of the findings table. On a narrow terminal the message gives way first
+# (down to MESSAGE_MIN columns), then SYSTEM is left out (the verdict and the hosts say
+# more), then MESSAGE; only then do VERDICT, ORIG -> RESP and PROTO/PORT end in an
+# ellipsis. SEVERITY and FLOWS are never cut.
+TABLE_HEADER = ["SEVERITY", "VERDICT", "SYSTEM", "ORIG -> RESP", "PROTO/PORT", "FLOWS", "MESSAGE"]
+SYSTEM, MESSAGE = 2, 6
+MESSAGE_MIN = 16
+SHRINK_MIN = {3: 15, 4: 10, 1: 8}  # column -> narrowest, in the order they shrink
+INDENT, GAP = 2, 2
+
+
+def _columns(widths: list[int], width: int | None) -> tuple[list[int], list[int]]:
+    """(the columns shown, their widths) for a table of natural `widths` in `width`."""
+    every = list(range(len(widths)))
+    if width is None:
+        return every, widths
+    for shown in (every, [i for i in every if i != SYSTEM]):
+        fixed = INDENT + sum(widths[i] for i in shown if i != MESSAGE) + GAP * (len(shown) - 1)
+        if width - fixed >= min(MESSAGE_MIN, widths[MESSAGE]):
+            return shown, [
+                min(widths[i], width - fixed) if i == MESSAGE else widths[i] for i in shown
+            ]
+    shown = [i for i in every if i not in (SYSTEM, MESSAGE)]
+    out = {i: widths[i] for i in shown}
+    over = INDENT + sum(out.values()) + GAP * (len(shown) - 1) - width
+    for i, floor in SHRINK_MIN.items():
+        give = min(max(over, 0), max(out[i] - floor, 0))
+        out[i] -= give
+        over -= give
+    return shown, [out[i] for i in shown]
+
+
 def _table(rows: list[dict[str, Any]], width: int | None = None) -> list[str]:
+    """The findings rows as a table, one line per row, never wrapped: with `width` the
+    columns give way as TABLE_HEADER's comment says; a terminal narrower than that
+    cuts each row at its edge."""
     cells = [
         [
             r["severity"],
@@ -333,27 +425,15 @@ def _table(rows: list[dict[str, Any]], width: int | None = None) -> list[str]:
         ]
         for r in rows
     ]
-    header = ["SEVERITY", "VERDICT", "SYSTEM", "ORIG -> RESP", "PROTO/PORT", "FLOWS", "MESSAGE"]
-    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header) - 1)]
-    right = {5}  # counts align right
+    natural = [max(len(c[i]) for c in [TABLE_HEADER, *cells]) for i in range(len(TABLE_HEADER))]
+    shown, widths = _columns(natural, width)
 
     def fmt(c: list[str]) -> str:
-        head = "  " + "  ".join(
-            c[i].rjust(widths[i]) if i in right else c[i].ljust(widths[i])
-            for i in range(len(widths))
-        )
-        message = c[-1]
-        if width is None or len(head) + 2 + len(message) <= width:
-            return head + "  " + message
-        # a terminal too narrow for the message: it goes, wrapped, under its row
-        indent = " " * 4
-        wrapped = textwrap.wrap(
-            message,
-            width=max(width - 1, 40),
-            initial_indent=indent,
-            subsequent_indent=indent,
-            break_on_hyphens=False,
-        )
-        return "\n".join([head.rstrip(), *wrapped])
+        parts = []
+        for i, w in zip(shown, widths, strict=True):
+            text = _cut(c[i], w)
+            parts.append(text.rjust(w) if i == 5 else text if i == MESSAGE else text.ljust(w))
+        line = (" " * INDENT + (" " * GAP).join(parts)).rstrip()
+        return _cut(line, width) if width is not None else line
 
-    return [fmt(header)] + [fmt(c) for c in cells]
+    return [fmt(TABLE_HEADER)] + [fmt(c) for c in cells]

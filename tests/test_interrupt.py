@@ -203,3 +203,132 @@ def test_interrupted_run_of_several_captures_reads_no_further_capture(tmp_path: 
     assert read_metadata(tmp_path / "o" / "hosts.parquet")["pcapclass.interrupted"] == "true"
     assert summary.run_exit_code([part], [], "info") == 130
     assert summary.run_exit_code([full], [], "info", interrupted=True) == 130
+
+
+# --- the test process is the writer: it knows every byte it sent before the signal
+
+
+def _udp_frames(flows: int, per_flow: int) -> list[tuple[float, bytes]]:
+    """`flows` UDP conversations 10.1.0.<k>:40000+k -> 10.2.0.1:7000 with `per_flow`
+    packets each, interleaved, 10 ms apart."""
+    import dpkt
+
+    out = []
+    for i in range(flows * per_flow):
+        k = i % flows
+        udp = dpkt.udp.UDP(sport=40000 + k, dport=7000, data=b"packet %06d" % i)
+        udp.ulen = len(udp)
+        ip = dpkt.ip.IP(
+            src=bytes([10, 1, 0, k + 1]), dst=bytes([10, 2, 0, 1]), p=dpkt.ip.IP_PROTO_UDP, data=udp
+        )
+        ip.len = len(ip)
+        eth = dpkt.ethernet.Ethernet(
+            src=bytes([2, 0, 0, 0, 1, k + 1]), dst=bytes([2, 0, 0, 0, 2, 1]), data=ip
+        )
+        out.append((1_700_000_000 + i * 0.01, bytes(eth)))
+    return out
+
+
+def _pcap_stream(frames: list[tuple[float, bytes]]) -> tuple[bytes, list[bytes]]:
+    """The classic pcap file header and one byte string per record."""
+    import struct
+
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    records = []
+    for ts, frame in frames:
+        sec, usec = int(ts), round((ts - int(ts)) * 1e6)
+        records.append(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
+    return header, records
+
+
+def _feed_then_signal(
+    tmp_path: Path, send: str, *, half_record: bool = False
+) -> tuple[int, str, bytes, int]:
+    """pcapclass - -o out reading a pipe this test writes: every record is written
+    slowly and flushed, then (optionally half a record), then the signal, the pipe
+    still open (a writer that is alive). Returns (exit code, stderr, bytes sent,
+    records sent)."""
+    header, records = _pcap_stream(_udp_frames(flows=7, per_flow=30))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "analyzer.cli", "-", "-o", "out"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        process_group=0,
+    )
+    assert proc.stdin is not None
+    try:
+        deadline = time.monotonic() + 60
+        while not _handlers_installed(proc.pid):
+            assert time.monotonic() < deadline, "pcapclass did not start"
+            time.sleep(0.05)
+        sent = bytearray(header)
+        proc.stdin.write(header)
+        proc.stdin.flush()
+        for rec in records:
+            proc.stdin.write(rec)
+            proc.stdin.flush()
+            sent += rec
+            time.sleep(0.005)
+        if half_record:
+            proc.stdin.write(records[0][:30])
+            proc.stdin.flush()
+            sent += records[0][:30]
+        if send == "group":
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole group
+        else:
+            proc.send_signal(signal.SIGINT if send == "SIGINT" else signal.SIGTERM)
+        proc.wait(timeout=60)  # the pipe stays open until pcapclass has exited
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = proc.stdout.read(), proc.stderr.read()
+    finally:
+        _stop(proc)
+    return proc.returncode, err.decode() + out.decode(), bytes(sent), len(records)
+
+
+@pytest.mark.parametrize("send", ["SIGINT", "SIGTERM", "group"])
+def test_every_packet_written_before_the_signal_is_in_flows(tmp_path: Path, send: str) -> None:
+    import hashlib
+
+    code, err, sent, n = _feed_then_signal(tmp_path, send)
+    assert code == 130, err
+    name = "SIGTERM" if send == "SIGTERM" else "SIGINT"
+    assert err.splitlines()[0].startswith(f"pcapclass: warning: {name} received: stopping")
+    assert f"<stdin>: interrupted after {n:,} packets" in err, err
+    flows = pq.read_table(tmp_path / "out" / "flows.parquet").to_pylist()
+    assert len(flows) == 7  # the seven conversations written
+    assert sum(f["orig_pkts"] + f["resp_pkts"] for f in flows) == n == 210
+    assert sorted(f["orig_p"] for f in flows) == list(range(40000, 40007))
+    meta = read_metadata(tmp_path / "out" / "flows.parquet")
+    assert meta["pcapclass.interrupted"] == "true"
+    assert meta["pcapclass.truncated"] == "false"
+    assert meta["pcapclass.packets"] == "210"
+    assert json.loads(meta["pcapclass.capture"]) == {
+        "name": "<stdin>",
+        "size": len(sent),
+        "sha256": hashlib.sha256(sent).hexdigest(),
+    }
+
+
+def test_a_record_cut_by_the_signal_is_the_cut_short_case(tmp_path: Path) -> None:
+    import hashlib
+
+    code, err, sent, n = _feed_then_signal(tmp_path, "SIGTERM", half_record=True)
+    assert code == 130, err
+    assert (
+        f"pcapclass: warning: <stdin>: capture cut short at byte {len(sent) - 30} "
+        f"(record {n} incomplete); results cover the first {n} records"
+    ) in err.splitlines()
+    meta = read_metadata(tmp_path / "out" / "findings.parquet")
+    assert meta["pcapclass.truncated"] == "true" and meta["pcapclass.interrupted"] == "true"
+    assert json.loads(meta["pcapclass.capture"])["sha256"] == hashlib.sha256(sent).hexdigest()
+    flows = pq.read_table(tmp_path / "out" / "flows.parquet")
+    assert pc_sum(flows, "orig_pkts") + pc_sum(flows, "resp_pkts") == n
+
+
+def pc_sum(table: object, column: str) -> int:
+    import pyarrow.compute as pc
+
+    return int(pc.sum(table.column(column)).as_py())  # type: ignore[attr-defined]
