@@ -38,12 +38,19 @@ from . import schema
 from .epm import epm_ports
 from .flows import FlowResult, is_unicast_text
 from .health import is_one_way_mirror, tcp_direction_counts
-from .roles import broadcast_answers, broadcast_flags, infer_roles, own_macs, vendor
-from .roles import default_is_local as _default_is_local
+from .roles import (
+    broadcast_answers,
+    broadcast_flags,
+    default_local_flags,
+    infer_roles,
+    local_mask,
+    own_macs,
+    vendor,
+)
 from .schema import ROLE_SYSTEM, SEVERITY_RANK, VERDICT_PRECEDENCE, VERDICT_SEVERITY
 from .services import dns_answers, is_http_request, recognise_all
 from .signatures import NOT_A_SERVICE, Catalog, Signature, port_ranges
-from .site import Site
+from .site import Locality, Site
 
 STATUS_VERDICT: dict[str, str] = {  # signature status -> verdict (contract table)
     "active": "expected",
@@ -189,7 +196,7 @@ def classify(result: FlowResult, catalog: Catalog, site: Site | None) -> Classif
     """Fill service/system/signature_id/verdict/severity/reason of every flow and build
     the findings and hosts tables."""
     catalog = site_catalog(catalog, site)
-    is_local = _memo(site.is_local if site is not None else _default_is_local)
+    is_local = Locality(site.local_flags if site is not None else default_local_flags)
     skipped: Counter[str] = Counter()
     answers = dns_answers(result.dns, skipped=skipped)
     # no .copy(): pandas copy-on-write keeps result.flows as it was, without a deep copy
@@ -233,18 +240,6 @@ def site_catalog(catalog: Catalog, site: Site | None) -> Catalog:
     if not site.overrides:
         return catalog
     return catalog.with_overrides({k: sorted(v) for k, v in site.overrides.items()})
-
-
-def _memo(fn: Callable[[str], bool]) -> Callable[[str], bool]:
-    cache: dict[str, bool] = {}
-
-    def wrapped(ip: str) -> bool:
-        hit = cache.get(ip)
-        if hit is None:
-            hit = cache[ip] = fn(ip)
-        return hit
-
-    return wrapped
 
 
 def _heads(flows: pd.DataFrame, column: str) -> Iterable[bytes | None]:
@@ -337,11 +332,7 @@ def decide_all(flows: pd.DataFrame, ctx: Context) -> list[Decision]:
     exact = icmp | midstream | reply | _on_ports(proto, resp_p, ctx, lambda s: s.orig_ports)
     payload = _payload_codes(flows, tcp & _on_ports(proto, resp_p, ctx, lambda s: s.payload))
     codes, addresses = pd.factorize(pd.concat([flows["orig_h"], flows["resp_h"]]))
-    host_ids: dict[tuple[Any, ...], int] = {}
-    host_class = np.array(
-        [host_ids.setdefault(ctx.host_class(ip), len(host_ids)) for ip in addresses.tolist()],
-        dtype=np.int64,
-    )
+    host_class = _host_classes(ctx, np.asarray(addresses, dtype=object))
     keys = pd.DataFrame(
         {
             "proto": pd.factorize(proto)[0],
@@ -380,6 +371,23 @@ def decide_all(flows: pd.DataFrame, ctx: Context) -> list[Decision]:
 
 
 PAYLOAD_KINDS: tuple[str | None, ...] = (None, "http", "not_http")
+
+
+def _host_classes(ctx: Context, addresses: np.ndarray) -> np.ndarray:
+    """A number per address for its Context.host_class: an address the context knows
+    nothing particular about (no role, no DNS name) is told apart by its locality only,
+    in bulk; the few others one by one."""
+    ids: dict[tuple[Any, ...], int] = {}
+    plain = [
+        ids.setdefault((frozenset(), None, here, frozenset()), len(ids)) for here in (False, True)
+    ]
+    out = np.where(local_mask(addresses, ctx.is_local), plain[1], plain[0]).astype(np.int64)
+    particular = list(set(ctx.roles) | set(ctx.primary) | set(ctx.names))
+    where = pd.Index(addresses).get_indexer(particular)
+    for ip, i in zip(particular, where.tolist(), strict=True):
+        if i >= 0:
+            out[i] = ids.setdefault(ctx.host_class(ip), len(ids))
+    return out
 
 
 def _on_ports(

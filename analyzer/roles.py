@@ -20,7 +20,7 @@ role the host's own connections already show, and the evidence text marks it so.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
@@ -31,7 +31,7 @@ import pandas as pd
 
 from .schema import ROLES
 from .signatures import Signature
-from .site import default_networks
+from .site import Locality, default_networks, local_flags
 from .site import is_local as site_is_local
 
 # Zeek conn_state values in which the responder answered the handshake
@@ -209,8 +209,10 @@ def _pairs(ips: pd.Series, macs: pd.Series, prio: int) -> pd.DataFrame:
     return frame.assign(mac=frame["mac"].astype(str).str.lower(), prio=prio)
 
 
-def local_mask(ips: pd.Series, is_local: Callable[[str], bool]) -> np.ndarray:
-    """is_local for each element, called once per distinct address."""
+def local_mask(ips: pd.Series | np.ndarray, is_local: Callable[[str], bool]) -> np.ndarray:
+    """is_local for each element, called once per distinct address (a Locality: in bulk)."""
+    if isinstance(is_local, Locality):
+        return is_local.mask(ips)
     codes, uniques = pd.factorize(ips)
     flags = np.fromiter((is_local(ip) for ip in uniques.tolist()), dtype=bool, count=len(uniques))
     return flags[codes] if len(codes) else np.zeros(0, dtype=bool)
@@ -563,6 +565,11 @@ def _row(
 def default_is_local(ip: str) -> bool:
     """Contract default local networks (RFC 1918, link-local, ULA) without a site file."""
     return site_is_local(ip, DEFAULT_NETWORKS)
+
+
+def default_local_flags(ips: Sequence[str]) -> np.ndarray:
+    """default_is_local of each of `ips`, in bulk."""
+    return local_flags(ips, DEFAULT_NETWORKS)
 
 
 DEFAULT_NETWORKS = default_networks()
