@@ -26,13 +26,16 @@ findings into expected last.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, SupportsIndex
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import schema
 from .epm import epm_ports
@@ -109,6 +112,49 @@ class Decision:
     signature_id: str | None
     reason: str
     fits: bool = False  # from a signature whose direction and roles fit this orientation
+
+
+@dataclass
+class Decisions:
+    """The decision of every flow: a table of distinct decisions and each flow's row in
+    it. Flows of one class share one Decision, so output columns are filled per class
+    and mapped back (a numpy take), not built per flow."""
+
+    table: list[Decision]
+    index: np.ndarray  # int64 per flow: its row in `table`
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: SupportsIndex) -> Decision:
+        return self.table[self.index[i]]
+
+    def __setitem__(self, i: SupportsIndex, decision: Decision) -> None:
+        self.index[i] = len(self.table)
+        self.table.append(decision)
+
+    def copy(self) -> Decisions:
+        return Decisions(list(self.table), self.index.copy())
+
+    def column(self, attr: str) -> np.ndarray:
+        """One attribute of every flow's decision, as an object array."""
+        return _objects([getattr(d, attr) for d in self.table])[self.index]
+
+    def remap(self, rows: np.ndarray, change: Callable[[Decision], Decision]) -> None:
+        """Replace the decision of each of `rows` by change(decision), called once per
+        distinct decision among them."""
+        if not len(rows):
+            return
+        old, inverse = np.unique(self.index[rows], return_inverse=True)
+        start = len(self.table)
+        self.table += [change(self.table[k]) for k in old.tolist()]
+        self.index[rows] = start + inverse.reshape(-1)
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 @dataclass
@@ -311,7 +357,7 @@ def _payload_kind(head: Any) -> str | None:
     return "http" if is_http_request(bytes(head)) else "not_http"
 
 
-def decide_all(flows: pd.DataFrame, ctx: Context) -> list[Decision]:
+def decide_all(flows: pd.DataFrame, ctx: Context) -> Decisions:
     """decide() for every flow, once per class of flows that agree on everything a
     decision reads: transport, ports (the originator's only where a signature, ICMP or the
     reversed reading looks at it), connection state, payload kind where a signature asks,
@@ -320,7 +366,7 @@ def decide_all(flows: pd.DataFrame, ctx: Context) -> list[Decision]:
     flow. A site with many hosts has few classes: tens instead of one per host pair."""
     n = len(flows)
     if not n:
-        return []
+        return Decisions([], np.zeros(0, dtype=np.int64))
     proto = flows["proto"].to_numpy(dtype=object)
     orig_p = flows["orig_p"].to_numpy(dtype=np.int64)
     resp_p = flows["resp_p"].to_numpy(dtype=np.int64)
@@ -367,7 +413,7 @@ def decide_all(flows: pd.DataFrame, ctx: Context) -> list[Decision]:
             bool(reply[i]),
         )
         decided.append(decide(ctx.bound(orig_h[i], resp_h[i]), view))
-    return [decided[g] for g in group.tolist()]
+    return Decisions(decided, group.astype(np.int64))
 
 
 PAYLOAD_KINDS: tuple[str | None, ...] = (None, "http", "not_http")
@@ -416,6 +462,28 @@ def _payload_codes(flows: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
 def render(d: Decision, orig_h: str, resp_h: str) -> str:
     """The reason of `d` with the placeholders of its class replaced by the addresses."""
     return d.reason.replace(ORIG, orig_h).replace(RESP, resp_h)
+
+
+def render_column(
+    reasons: list[str], index: np.ndarray, orig_h: pd.Series, resp_h: pd.Series
+) -> pa.ChunkedArray | pa.Array:
+    """render() for every flow at once: flow i's reason is reasons[index[i]] with ORIG and
+    RESP replaced by its own addresses. Each reason is split at its placeholders once;
+    the pieces are gathered per flow and joined by arrow, no Python per flow."""
+    pieces = [re.split(f"([{ORIG}{RESP}])", r) for r in reasons]
+    width = max((len(p) for p in pieces), default=1)
+    take = pa.array(index, type=pa.int64())
+    addresses = {ORIG: pa.array(orig_h, type=pa.large_string()),
+                 RESP: pa.array(resp_h, type=pa.large_string())}  # fmt: skip
+    columns = []
+    for k in range(width):
+        at = [p[k] if k < len(p) else "" for p in pieces]
+        column = pa.array(at, type=pa.large_string()).take(take)
+        for token, address in addresses.items():
+            if token in at:
+                column = pc.if_else(pc.equal(column, token), address, column)
+        columns.append(column)
+    return pc.binary_join_element_wise(*columns, pa.scalar("", pa.large_string()))
 
 
 def decide(ctx: Context, f: FlowView) -> Decision:
@@ -797,14 +865,14 @@ def _doc(sig: Signature) -> str:
 
 def follow_ons(
     flows: pd.DataFrame,
-    decisions: list[Decision],
+    decisions: Decisions,
     mapped: Mapping[int, tuple[int, ...] | None] | None = None,
-) -> list[Decision]:
+) -> Decisions:
     """TFTP transfers take the verdict of their request; MS-RPC follow-ons (the port the
     endpoint mapper named, else best effort Windows' dynamic range) take the 135 verdict.
     `mapped`: row of each tcp/135 flow -> the ports its ept_map answers named (None: no
     answer captured), from _mapper_answers."""
-    out = list(decisions)
+    out = decisions.copy()
     _tftp_transfers(flows, out)
     _msrpc_dynamic(flows, out, mapped or {})
     return out
@@ -822,7 +890,7 @@ def _mapper_answers(flows: pd.DataFrame) -> dict[int, tuple[int, ...] | None]:
     return {int(i): epm_ports(heads[i]) for i in rows}
 
 
-def _tftp_transfers(flows: pd.DataFrame, out: list[Decision]) -> None:
+def _tftp_transfers(flows: pd.DataFrame, out: Decisions) -> None:
     proto = flows["proto"].to_numpy(dtype=object)
     resp_p = flows["resp_p"].to_numpy()
     udp = proto == "udp"
@@ -854,7 +922,7 @@ def _follow_on(request: Decision, uid: str, what: str, orig_h: str, resp_h: str)
 
 
 def _msrpc_dynamic(
-    flows: pd.DataFrame, out: list[Decision], mapped: Mapping[int, tuple[int, ...] | None]
+    flows: pd.DataFrame, out: Decisions, mapped: Mapping[int, tuple[int, ...] | None]
 ) -> None:
     """A later TCP connection between the hosts of a 135 exchange takes its verdict when
     it goes to a port the endpoint mapper named; when no answer of that pair was captured,
@@ -903,58 +971,63 @@ def _msrpc_dynamic(
 ONE_SIDED = " (one-sided capture: direction not verified)"
 
 
-def note_one_sided(flows: pd.DataFrame, decisions: list[Decision]) -> list[Decision]:
+def note_one_sided(flows: pd.DataFrame, decisions: Decisions) -> Decisions:
     """In a capture health.py calls a one-way mirror (most TCP connections with data seen
     one way only), a wrong_direction verdict of a flow whose packets all went one way
     rests on one-sided evidence: its reason says so (orig_evidence is left as it was)."""
-    if not any(d.verdict == "wrong_direction" for d in decisions):
+    if not any(d.verdict == "wrong_direction" for d in decisions.table):
         return decisions
     if not is_one_way_mirror(*tcp_direction_counts(flows)):
         return decisions
     one_sided = (flows["orig_pkts"].to_numpy() == 0) | (flows["resp_pkts"].to_numpy() == 0)
-    out = list(decisions)
-    for i in np.flatnonzero(one_sided).tolist():
-        if out[i].verdict == "wrong_direction":
-            out[i] = replace(out[i], reason=out[i].reason + ONE_SIDED)
+    wrong = decisions.column("verdict") == "wrong_direction"
+    out = decisions.copy()
+    out.remap(np.flatnonzero(one_sided & wrong), lambda d: replace(d, reason=d.reason + ONE_SIDED))
     return out
 
 
-def apply_allows(flows: pd.DataFrame, decisions: list[Decision], site: Site) -> list[Decision]:
-    """Site allows turn findings (not expected/unmonitored) into expected."""
+def apply_allows(flows: pd.DataFrame, decisions: Decisions, site: Site) -> Decisions:
+    """Site allows turn findings (not expected/unmonitored) into expected; each allow is
+    looked up once per distinct (orig_h, resp_h, proto, resp_p) of the findings."""
     if not site.allows:
         return decisions
-    out = list(decisions)
-    cols = zip(
-        flows["orig_h"].tolist(),
-        flows["resp_h"].tolist(),
-        flows["proto"].tolist(),
-        flows["resp_p"].tolist(),
-        strict=True,
-    )
-    for i, (oh, rh, proto, rp) in enumerate(cols):
-        if out[i].verdict in ("expected", "unmonitored"):
+    rows = np.flatnonzero(~np.isin(decisions.column("verdict"), NOT_FINDINGS))
+    if not len(rows):
+        return decisions
+    key = ["orig_h", "resp_h", "proto", "resp_p"]
+    sub = flows[key].iloc[rows]
+    pair = sub.groupby(key, sort=False).ngroup().to_numpy()
+    _, first = np.unique(pair, return_index=True)
+    allows = [
+        site.allow_for(str(oh), str(rh), str(proto), int(rp))
+        for oh, rh, proto, rp in sub.iloc[first].itertuples(index=False)
+    ]
+    out = decisions.copy()
+    for k, allow in enumerate(allows):
+        if allow is None:
             continue
-        allow = site.allow_for(oh, rh, proto, int(rp))
-        if allow is not None:
-            out[i] = Decision("expected", "info", out[i].system, allow.signature_id, allow.reason)
+
+        def allowed(d: Decision, allow: Any = allow) -> Decision:
+            return Decision("expected", "info", d.system, allow.signature_id, allow.reason)
+
+        out.remap(rows[pair == k], allowed)
     return out
 
 
-def _with_decisions(flows: pd.DataFrame, decisions: list[Decision]) -> pd.DataFrame:
-    def column(values: list[Any]) -> pd.Series:
+def _with_decisions(flows: pd.DataFrame, decisions: Decisions) -> pd.DataFrame:
+    def column(values: np.ndarray) -> pd.Series:
         return pd.Series(values, index=flows.index, dtype=object)
 
-    flows["system"] = column([d.system for d in decisions])
-    flows["signature_id"] = column([d.signature_id for d in decisions])
-    flows["verdict"] = column([d.verdict for d in decisions])
-    flows["severity"] = column([d.severity for d in decisions])
-    hosts = zip(flows["orig_h"].tolist(), flows["resp_h"].tolist(), strict=True)
-    flows["reason"] = column([render(d, o, r) for d, (o, r) in zip(decisions, hosts, strict=True)])
-    service = [
-        "tftp" if s is None and d.reason.startswith("TFTP transfer") else s
-        for s, d in zip(flows["service"].tolist(), decisions, strict=True)
-    ]
-    flows["service"] = column(service)
+    for attr in ("system", "signature_id", "verdict", "severity"):
+        flows[attr] = column(decisions.column(attr))
+    reasons = [d.reason for d in decisions.table]
+    flows["reason"] = pd.Series(
+        render_column(reasons, decisions.index, flows["orig_h"], flows["resp_h"]),
+        index=flows.index,
+    )
+    tftp = np.array([r.startswith("TFTP transfer") for r in reasons], dtype=bool)[decisions.index]
+    service = flows["service"].to_numpy(dtype=object)
+    flows["service"] = column(np.where(tftp & pd.isna(service), "tftp", service))
     return flows
 
 
