@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from . import schema
 from .epm import epm_ports
-from .flows import FlowResult, is_unicast_text
+from .flows import FlowResult
 from .health import is_one_way_mirror, tcp_direction_counts
 from .roles import (
     broadcast_answers,
@@ -1098,62 +1098,114 @@ def build_hosts(
     site: Site | None,
     is_local: Callable[[str], bool],
 ) -> pd.DataFrame:
-    """One row per unicast address of FlowResult.hosts."""
+    """One row per unicast address of FlowResult.hosts, built column by column: per-host
+    facts are looked up by address (an index), vendors once per MAC prefix."""
     columns = schema.column_names(schema.HOSTS)
     hosts = result.hosts
     if len(hosts):
-        hosts = hosts[[is_unicast_text(ip) for ip in hosts["ip"].tolist()]]
+        hosts = hosts[unicast_mask(hosts["ip"])]
     if not len(hosts):
         return schema.empty_table(schema.HOSTS).to_pandas()[columns]
     hosts = hosts.reset_index(drop=True)
-    ips = hosts["ip"].tolist()
-    local = [is_local(ip) for ip in ips]
-    own = [macs.get(ip) if here else None for ip, here in zip(ips, local, strict=True)]
-    mac = [found[0] if found else None for found in own]
-    info = roles.drop_duplicates("ip").set_index("ip").reindex(ips)
-    host_roles = [
-        list(r) if isinstance(r, list | tuple | np.ndarray) else [] for r in info["roles"]
-    ]
-    flow_systems = _flow_systems(flows)
+    ip_index = pd.Index(hosts["ip"].to_numpy(dtype=object))
+    ips = ip_index.to_numpy(dtype=object)
+    local = local_mask(ips, is_local)
+    mac = np.full(len(ips), None, dtype=object)
+    have = np.flatnonzero(local & (pd.Index(list(macs), dtype=object).get_indexer(ips) >= 0))
+    mac[have] = [macs[ip][0] if macs[ip] else None for ip in ips[have].tolist()]
+    info = roles.drop_duplicates("ip").set_index("ip").reindex(ip_index)
+    host_roles = info["roles"].to_numpy(dtype=object, copy=True)
+    listed = [isinstance(r, list | tuple | np.ndarray) for r in host_roles]
+    missing = np.flatnonzero(~np.array(listed, dtype=bool))
+    host_roles[missing] = [[] for _ in missing]
     out = pd.DataFrame(
         {
-            "ip": ips,
+            "ip": pd.Series(ips, dtype=object),
             "mac": pd.Series(mac, dtype=object),
-            "vendor": pd.Series([vendor(m) if m else None for m in mac], dtype=object),
-            "role": _nullable(info["role"]),
-            "roles": host_roles,
-            "role_source": _nullable(info["role_source"]),
-            "role_evidence": _nullable(info["role_evidence"]),
-            "name": [site.name_for(ip, frozenset(macs.get(ip, []))) for ip in ips]
-            if site is not None
-            else [None] * len(ips),
+            "vendor": pd.Series(_vendors(mac), dtype=object),
+            "role": pd.Series(_nullable(info["role"]), dtype=object),
+            "roles": pd.Series(host_roles, dtype=object),
+            "role_source": pd.Series(_nullable(info["role_source"]), dtype=object),
+            "role_evidence": pd.Series(_nullable(info["role_evidence"]), dtype=object),
+            "name": pd.Series(
+                [site.name_for(ip, frozenset(macs.get(ip, []))) for ip in ips.tolist()]
+                if site is not None
+                else np.full(len(ips), None, dtype=object),
+                dtype=object,
+            ),
             "local": local,
             "first_ts": hosts["first_ts"],
             "last_ts": hosts["last_ts"],
             "pkts": hosts["pkts"],
             "bytes": hosts["bytes"],
-            "systems": [
-                sorted(flow_systems.get(ip, set()).union(ROLE_SYSTEM[r] for r in rs))
-                if rs or ip in flow_systems
-                else []
-                for ip, rs in zip(ips, host_roles, strict=True)
-            ],
+            "systems": pd.Series(_host_systems(flows, ip_index, host_roles), dtype=object),
         }
     )
     return out[columns]
 
 
+def unicast_mask(ips: pd.Series) -> np.ndarray:
+    """flows.is_unicast_text of each address, for a whole column: not 0.0.0.0 or ::, not
+    an IPv6 address whose first group is ffXX, not an IPv4 address ending .255 or with a
+    first octet 224..239."""
+    text = pa.array(ips.to_numpy(dtype=object), type=pa.string())
+    multicast = (
+        r"^(0\.0\.0\.0|::)$|^[fF][fF][^:]{2}:|^[^:]*\.255$|^0*(22[4-9]|23[0-9])\.[^:]*$"
+    )
+    return ~pc.match_substring_regex(text, multicast).to_numpy(zero_copy_only=False)
+
+
+_CANONICAL_MAC = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
+
+
+def _vendors(mac: np.ndarray) -> np.ndarray:
+    """roles.vendor of each MAC (None stays None): canonical aa:bb:cc:dd:ee:ff MACs are
+    looked up once per prefix (the vendor depends on the OUI only), others one by one."""
+    out = np.full(len(mac), None, dtype=object)
+    given = np.flatnonzero(pd.notna(mac))
+    if not len(given):
+        return out
+    text = pa.array(mac[given], type=pa.string())
+    canonical = pc.match_substring_regex(text, _CANONICAL_MAC).to_numpy(zero_copy_only=False)
+    prefix = pc.utf8_lower(pc.utf8_slice_codeunits(text, 0, 8)).to_numpy(zero_copy_only=False)
+    codes, distinct = pd.factorize(prefix[canonical])
+    names = _objects([vendor(f"{p}:00:00:00") for p in distinct.tolist()])
+    out[given[canonical]] = names[codes]
+    odd = given[~canonical]
+    out[odd] = [vendor(m) for m in mac[odd].tolist()]
+    return out
+
+
+def _host_systems(flows: pd.DataFrame, ips: pd.Index, host_roles: np.ndarray) -> np.ndarray:
+    """Per host: the sorted monitored systems of its flows and its roles ([] for none),
+    gathered as (host position, system code) pairs."""
+    monitored = flows["system"].notna() & (flows["system"] != "common")
+    sub = flows[monitored]
+    with_roles = np.flatnonzero([len(r) > 0 for r in host_roles])
+    held = [(i, ROLE_SYSTEM[r]) for i in with_roles.tolist() for r in host_roles[i]]
+    names = np.concatenate(
+        [sub["system"].to_numpy(dtype=object)] * 2 + [_objects([h[1] for h in held])]
+    )
+    at = np.concatenate(
+        [
+            ips.get_indexer(sub["orig_h"]),
+            ips.get_indexer(sub["resp_h"]),
+            np.array([h[0] for h in held], dtype=np.int64),
+        ]
+    )
+    code, systems = pd.factorize(names, sort=True)
+    keep = at >= 0
+    pairs = np.unique(at[keep].astype(np.int64) * max(1, len(systems)) + code[keep])
+    out = np.empty(len(ips), dtype=object)
+    out[:] = [[] for _ in range(len(ips))]
+    host, sys_code = np.divmod(pairs, max(1, len(systems)))
+    cuts = (np.flatnonzero(np.diff(host)) + 1).tolist()
+    labels = np.asarray(systems, dtype=object)[sys_code].tolist()
+    for a, b in zip([0, *cuts], [*cuts, len(host)], strict=True):
+        if b > a:
+            out[host[a]] = labels[a:b]
+    return out
+
+
 def _nullable(column: pd.Series) -> list[Any]:
     return [None if v is None or v is pd.NA or v != v else v for v in column.tolist()]
-
-
-def _flow_systems(flows: pd.DataFrame) -> dict[str, set[str]]:
-    """Monitored systems (not "common") of the flows each address took part in."""
-    sub = flows[flows["system"].notna() & (flows["system"] != "common")]
-    pairs = pd.concat(
-        [pd.DataFrame({"ip": sub[col], "system": sub["system"]}) for col in ("orig_h", "resp_h")]
-    ).drop_duplicates()
-    out: dict[str, set[str]] = {}
-    for ip, system in zip(pairs["ip"].tolist(), pairs["system"].tolist(), strict=True):
-        out.setdefault(ip, set()).add(system)
-    return out

@@ -55,6 +55,7 @@ class RunInfo:
     signatures_sha256: str
     site_sha256: str | None
     interrupted: bool = False  # reading stopped early on SIGINT/SIGTERM (exit 130)
+    evicted: int = 0  # connections ended early at the connection table's cap
 
 
 def metadata(info: RunInfo) -> dict[str, str]:
@@ -73,6 +74,7 @@ def metadata(info: RunInfo) -> dict[str, str]:
         "pcapclass.truncated": "true" if cap.truncated else "false",
         "pcapclass.interrupted": "true" if info.interrupted else "false",
         "pcapclass.health": json.dumps(cap.health, sort_keys=True),
+        "pcapclass.evicted": str(info.evicted),
     }
 
 

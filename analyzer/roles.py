@@ -169,44 +169,59 @@ def own_macs(
 ) -> dict[str, list[str]]:
     """MACs seen as each local IP's own source, best first: ARP pairs (most frequent
     first), then Ethernet sources of its IP packets. A MAC that is also the source of a
-    non-local address is a router's and is never taken as a local host's own MAC."""
-    parts = []  # (ip, mac, priority): 0 = ARP, 1 = source of IP packets
+    non-local address is a router's and is never taken as a local host's own MAC.
+    Worked on integer codes of the addresses and MACs (numpy), not on the strings."""
+    parts = []  # (ips, macs, priority): 0 = ARP, 1 = source of IP packets
     if len(arp):
-        parts.append(_pairs(arp["ip"], arp["mac"], 0))
+        parts.append((arp["ip"], arp["mac"], 0))
     if len(flows) and "orig_mac" in flows.columns:
-        parts.append(_pairs(flows["orig_h"], flows["orig_mac"], 1))
+        parts.append((flows["orig_h"], flows["orig_mac"], 1))
     if len(flows) and "resp_mac" in flows.columns:
         unicast = ~broadcast_flags(flows)
-        parts.append(_pairs(flows["resp_h"][unicast], flows["resp_mac"][unicast], 1))
+        parts.append((flows["resp_h"][unicast], flows["resp_mac"][unicast], 1))
     if len(hosts) and "mac" in hosts.columns:
-        parts.append(_pairs(hosts["ip"], hosts["mac"], 1))
+        parts.append((hosts["ip"], hosts["mac"], 1))
     if not parts:
         return {}
-    pairs = pd.concat(parts, ignore_index=True)
-    local = local_mask(pairs["ip"], is_local)
-    sources = pairs["prio"].to_numpy() == 1
-    routers = pairs["mac"][sources & ~local].unique()
-    keep = local & ~(sources & pairs["mac"].isin(routers).to_numpy())
-    best = (
-        pairs[keep]
-        .groupby(["ip", "mac"], sort=False)["prio"]
-        .agg(["min", "size"])
-        .reset_index()
-        .sort_values(["ip", "min", "size", "mac"], ascending=[True, True, False, True])
+    ips = np.concatenate([p[0].to_numpy(dtype=object) for p in parts])
+    macs = np.concatenate([p[1].to_numpy(dtype=object) for p in parts])
+    prio = np.concatenate([np.full(len(p[0]), p[2], dtype=np.int64) for p in parts])
+    given = pd.notna(ips) & pd.notna(macs)
+    given[given] = macs[given] != ""
+    ips, macs, prio = ips[given], macs[given], prio[given]
+    if not len(ips):
+        return {}
+    mac_code, lowered = _lower_codes(macs)
+    local = local_mask(ips, is_local)
+    sources = prio == 1
+    routers = np.unique(mac_code[sources & ~local])
+    keep = local & ~(sources & np.isin(mac_code, routers))
+    ip_code, ip_text = pd.factorize(ips[keep])
+    mac_code, prio = mac_code[keep], prio[keep]
+    if not len(ip_code):
+        return {}
+    pair, first, inverse = np.unique(
+        ip_code.astype(np.int64) * len(lowered) + mac_code, return_index=True, return_inverse=True
     )
-    out: dict[str, list[str]] = {}
-    for ip, mac in zip(best["ip"].tolist(), best["mac"].tolist(), strict=True):
-        out.setdefault(ip, []).append(mac)
-    return out
+    best = np.full(len(pair), 2, dtype=np.int64)
+    np.minimum.at(best, inverse.reshape(-1), prio)
+    size = np.bincount(inverse.reshape(-1), minlength=len(pair))
+    pair_ip, pair_mac = ip_code[first], mac_code[first]
+    order = np.lexsort((pair_mac, -size, best, pair_ip))
+    pair_ip, names = pair_ip[order], lowered[pair_mac[order]].tolist()
+    cuts = (np.flatnonzero(np.diff(pair_ip)) + 1).tolist()
+    starts = [0, *cuts]
+    owners = np.asarray(ip_text, dtype=object)[pair_ip[starts]].tolist()
+    spans = zip(starts, [*cuts, len(names)], strict=True)
+    return dict(zip(owners, [names[a:b] for a, b in spans], strict=True))
 
 
-def _pairs(ips: pd.Series, macs: pd.Series, prio: int) -> pd.DataFrame:
-    """(ip, mac, prio) rows where both are given; MACs lower-cased."""
-    frame = pd.DataFrame(
-        {"ip": ips.to_numpy(dtype=object), "mac": macs.to_numpy(dtype=object)}
-    ).dropna()
-    frame = frame[frame["mac"].astype(bool)]
-    return frame.assign(mac=frame["mac"].astype(str).str.lower(), prio=prio)
+def _lower_codes(macs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the lower-cased MACs, numbered in their sorted order, and those MACs."""
+    code, distinct = pd.factorize(macs)
+    lower = [str(m).lower() for m in np.asarray(distinct, dtype=object).tolist()]
+    merged, lowered = pd.factorize(np.asarray(lower, dtype=object), sort=True)
+    return merged[code], np.asarray(lowered, dtype=object)
 
 
 def local_mask(ips: pd.Series | np.ndarray, is_local: Callable[[str], bool]) -> np.ndarray:
