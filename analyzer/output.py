@@ -23,13 +23,16 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__, schema
 from .errors import InputError
-from .reader import CaptureStats
+
+if TYPE_CHECKING:  # the reader (and numba with it) is not needed to write files
+    from .reader import CaptureStats
 
 COMPRESSION = "zstd"  # contract: "All three are Parquet (zstd)"
 FILE_NAMES = {name: f"{name}.parquet" for name in schema.TABLES}
