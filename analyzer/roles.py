@@ -19,6 +19,7 @@ role the host's own connections already show, and the evidence text marks it so.
 
 from __future__ import annotations
 
+import importlib.resources
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,11 +84,37 @@ def vendor(mac: str | None) -> str | None:
 
 @lru_cache(maxsize=65536)
 def _vendor_of_oui(oui: int) -> str | None:
-    # Cached per OUI, not per MAC: a site has thousands of MACs but few vendors.
-    try:
-        return str(netaddr.OUI(oui).registration().org).strip() or None
-    except (netaddr.NotRegisteredError, IndexError, TypeError, ValueError):
+    """The organisation netaddr.OUI(oui).registration().org names, read from netaddr's
+    shipped registry (oui.idx, oui.txt) without importing netaddr.eui.ieee, which parses
+    the whole index with csv at import (0.1-0.2 s of every run's start-up). Cached per
+    OUI, not per MAC: a site has thousands of MACs but few vendors."""
+    keys, order, spans = _oui_index()
+    at = int(np.searchsorted(keys, oui))
+    if at >= len(keys) or keys[at] != oui:
         return None
+    offset, size = spans[order[at]].tolist()
+    with importlib.resources.files("netaddr.eui").joinpath("oui.txt").open("rb") as fh:
+        fh.seek(offset)
+        record = fh.read(size).decode("utf-8")
+    org = ""
+    for line in record.split("\n"):  # as netaddr.OUI._parse_data: the last "(hex)" line
+        if "(hex)" in line.strip():
+            fields = line.strip().split(None, 2)
+            if len(fields) < 3:
+                return None
+            org = fields[2]
+    return org.strip() or None
+
+
+@lru_cache(maxsize=1)
+def _oui_index() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """netaddr's oui.idx (lines "oui,offset,size"; an OUI registered twice has two
+    lines, netaddr's registration() takes the first): sorted keys, each key's line and
+    the (offset, size) of every line."""
+    text = importlib.resources.files("netaddr.eui").joinpath("oui.idx").read_text("ascii")
+    rows = np.array(text.replace(",", " ").split(), dtype=np.int64).reshape(-1, 3)
+    order = np.argsort(rows[:, 0], kind="stable")  # stable: a key's first line first
+    return rows[order, 0], order, rows[:, 1:]
 
 
 def _oui(mac: str) -> int | None:

@@ -25,6 +25,7 @@ NOT_FOR_A_CAPTURE = (
     "analyzer.batch",
     "analyzer.policy",
     "analyzer.zeeklog",
+    "netaddr.eui.ieee",  # the MAC registry is read without it (roles._vendor_of_oui)
 )
 # Not needed to print help: the analysis (numba kernels, pandas, Parquet writing).
 NOT_FOR_HELP = (
