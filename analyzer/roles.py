@@ -564,8 +564,36 @@ def infer_roles(
         items += dns_evidence(dns, catalog)
     inferred = weigh(items)
     addresses = _addresses(flows, hosts, arp)
-    rows = [_row(ip, inferred.get(ip), site, macs.get(ip, [])) for ip in addresses]
-    return pd.DataFrame(rows, columns=ROLE_COLUMNS)
+    if site is not None:
+        rows = [_row(ip, inferred.get(ip), site, macs.get(ip, [])) for ip in addresses]
+        return pd.DataFrame(rows, columns=ROLE_COLUMNS)
+    return _inferred_rows(addresses, inferred)
+
+
+def _inferred_rows(addresses: list[str], inferred: Mapping[str, Inferred]) -> pd.DataFrame:
+    """The rows _row gives without a site file, column by column: only the addresses
+    with inferred roles are visited (most addresses of a capture have none)."""
+    n = len(addresses)
+    role: list[str | None] = [None] * n
+    source: list[str | None] = [None] * n
+    evidence: list[str | None] = [None] * n
+    held: list[list[str]] = [[] for _ in range(n)]
+    ips = list(inferred)
+    where = pd.Index(addresses, dtype=object).get_indexer(ips) if ips else []
+    for ip, i in zip(ips, list(where), strict=True):
+        if i < 0:
+            continue
+        found = inferred[ip]
+        role[i], held[i] = found.roles[0], list(found.roles)
+        source[i], evidence[i] = "inferred", found.evidence
+    columns = {
+        "ip": addresses,
+        "role": role,
+        "roles": held,
+        "role_source": source,
+        "role_evidence": evidence,
+    }
+    return pd.DataFrame(columns, columns=ROLE_COLUMNS)
 
 
 def _addresses(flows: pd.DataFrame, hosts: pd.DataFrame, arp: pd.DataFrame) -> list[str]:
