@@ -26,25 +26,35 @@ findings into expected last.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, SupportsIndex
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import schema
 from .epm import epm_ports
-from .flows import FlowResult, is_unicast_text
+from .flows import FlowResult
 from .health import is_one_way_mirror, tcp_direction_counts
-from .roles import broadcast_answers, broadcast_flags, infer_roles, own_macs, vendor
-from .roles import default_is_local as _default_is_local
+from .roles import (
+    broadcast_answers,
+    broadcast_flags,
+    default_local_flags,
+    infer_roles,
+    local_mask,
+    own_macs,
+    vendor,
+)
 from .schema import ROLE_SYSTEM, SEVERITY_RANK, VERDICT_PRECEDENCE, VERDICT_SEVERITY
 from .services import dns_answers, is_http_request, recognise_all
 from .signatures import NOT_A_SERVICE, Catalog, Signature, port_ranges
-from .site import DEFAULT_SCAN_THRESHOLD, Site
+from .site import DEFAULT_SCAN_THRESHOLD, Locality, Site
 
 STATUS_VERDICT: dict[str, str] = {  # signature status -> verdict (contract table)
     "active": "expected",
@@ -103,6 +113,49 @@ class Decision:
     signature_id: str | None
     reason: str
     fits: bool = False  # from a signature whose direction and roles fit this orientation
+
+
+@dataclass
+class Decisions:
+    """The decision of every flow: a table of distinct decisions and each flow's row in
+    it. Flows of one class share one Decision, so output columns are filled per class
+    and mapped back (a numpy take), not built per flow."""
+
+    table: list[Decision]
+    index: np.ndarray  # int64 per flow: its row in `table`
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: SupportsIndex) -> Decision:
+        return self.table[self.index[i]]
+
+    def __setitem__(self, i: SupportsIndex, decision: Decision) -> None:
+        self.index[i] = len(self.table)
+        self.table.append(decision)
+
+    def copy(self) -> Decisions:
+        return Decisions(list(self.table), self.index.copy())
+
+    def column(self, attr: str) -> np.ndarray:
+        """One attribute of every flow's decision, as an object array."""
+        return _objects([getattr(d, attr) for d in self.table])[self.index]
+
+    def remap(self, rows: np.ndarray, change: Callable[[Decision], Decision]) -> None:
+        """Replace the decision of each of `rows` by change(decision), called once per
+        distinct decision among them."""
+        if not len(rows):
+            return
+        old, inverse = np.unique(self.index[rows], return_inverse=True)
+        start = len(self.table)
+        self.table += [change(self.table[k]) for k in old.tolist()]
+        self.index[rows] = start + inverse.reshape(-1)
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 @dataclass
@@ -190,7 +243,7 @@ def classify(result: FlowResult, catalog: Catalog, site: Site | None) -> Classif
     """Fill service/system/signature_id/verdict/severity/reason of every flow and build
     the findings and hosts tables."""
     catalog = site_catalog(catalog, site)
-    is_local = _memo(site.is_local if site is not None else _default_is_local)
+    is_local = Locality(site.local_flags if site is not None else default_local_flags)
     skipped: Counter[str] = Counter()
     answers = dns_answers(result.dns, skipped=skipped)
     # no .copy(): pandas copy-on-write keeps result.flows as it was, without a deep copy
@@ -235,18 +288,6 @@ def site_catalog(catalog: Catalog, site: Site | None) -> Catalog:
     if not site.overrides:
         return catalog
     return catalog.with_overrides({k: sorted(v) for k, v in site.overrides.items()})
-
-
-def _memo(fn: Callable[[str], bool]) -> Callable[[str], bool]:
-    cache: dict[str, bool] = {}
-
-    def wrapped(ip: str) -> bool:
-        hit = cache.get(ip)
-        if hit is None:
-            hit = cache[ip] = fn(ip)
-        return hit
-
-    return wrapped
 
 
 def _heads(flows: pd.DataFrame, column: str) -> Iterable[bytes | None]:
@@ -318,7 +359,7 @@ def _payload_kind(head: Any) -> str | None:
     return "http" if is_http_request(bytes(head)) else "not_http"
 
 
-def decide_all(flows: pd.DataFrame, ctx: Context) -> list[Decision]:
+def decide_all(flows: pd.DataFrame, ctx: Context) -> Decisions:
     """decide() for every flow, once per class of flows that agree on everything a
     decision reads: transport, ports (the originator's only where a signature, ICMP or the
     reversed reading looks at it), connection state, payload kind where a signature asks,
@@ -327,7 +368,7 @@ def decide_all(flows: pd.DataFrame, ctx: Context) -> list[Decision]:
     flow. A site with many hosts has few classes: tens instead of one per host pair."""
     n = len(flows)
     if not n:
-        return []
+        return Decisions([], np.zeros(0, dtype=np.int64))
     proto = flows["proto"].to_numpy(dtype=object)
     orig_p = flows["orig_p"].to_numpy(dtype=np.int64)
     resp_p = flows["resp_p"].to_numpy(dtype=np.int64)
@@ -339,11 +380,7 @@ def decide_all(flows: pd.DataFrame, ctx: Context) -> list[Decision]:
     exact = icmp | midstream | reply | _on_ports(proto, resp_p, ctx, lambda s: s.orig_ports)
     payload = _payload_codes(flows, tcp & _on_ports(proto, resp_p, ctx, lambda s: s.payload))
     codes, addresses = pd.factorize(pd.concat([flows["orig_h"], flows["resp_h"]]))
-    host_ids: dict[tuple[Any, ...], int] = {}
-    host_class = np.array(
-        [host_ids.setdefault(ctx.host_class(ip), len(host_ids)) for ip in addresses.tolist()],
-        dtype=np.int64,
-    )
+    host_class = _host_classes(ctx, np.asarray(addresses, dtype=object))
     keys = pd.DataFrame(
         {
             "proto": pd.factorize(proto)[0],
@@ -378,10 +415,27 @@ def decide_all(flows: pd.DataFrame, ctx: Context) -> list[Decision]:
             bool(reply[i]),
         )
         decided.append(decide(ctx.bound(orig_h[i], resp_h[i]), view))
-    return [decided[g] for g in group.tolist()]
+    return Decisions(decided, group.astype(np.int64))
 
 
 PAYLOAD_KINDS: tuple[str | None, ...] = (None, "http", "not_http")
+
+
+def _host_classes(ctx: Context, addresses: np.ndarray) -> np.ndarray:
+    """A number per address for its Context.host_class: an address the context knows
+    nothing particular about (no role, no DNS name) is told apart by its locality only,
+    in bulk; the few others one by one."""
+    ids: dict[tuple[Any, ...], int] = {}
+    plain = [
+        ids.setdefault((frozenset(), None, here, frozenset()), len(ids)) for here in (False, True)
+    ]
+    out = np.where(local_mask(addresses, ctx.is_local), plain[1], plain[0]).astype(np.int64)
+    particular = list(set(ctx.roles) | set(ctx.primary) | set(ctx.names))
+    where = pd.Index(addresses).get_indexer(particular)
+    for ip, i in zip(particular, where.tolist(), strict=True):
+        if i >= 0:
+            out[i] = ids.setdefault(ctx.host_class(ip), len(ids))
+    return out
 
 
 def _on_ports(
@@ -410,6 +464,28 @@ def _payload_codes(flows: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
 def render(d: Decision, orig_h: str, resp_h: str) -> str:
     """The reason of `d` with the placeholders of its class replaced by the addresses."""
     return d.reason.replace(ORIG, orig_h).replace(RESP, resp_h)
+
+
+def render_column(
+    reasons: list[str], index: np.ndarray, orig_h: pd.Series, resp_h: pd.Series
+) -> pa.ChunkedArray | pa.Array:
+    """render() for every flow at once: flow i's reason is reasons[index[i]] with ORIG and
+    RESP replaced by its own addresses. Each reason is split at its placeholders once;
+    the pieces are gathered per flow and joined by arrow, no Python per flow."""
+    pieces = [re.split(f"([{ORIG}{RESP}])", r) for r in reasons]
+    width = max((len(p) for p in pieces), default=1)
+    take = pa.array(index, type=pa.int64())
+    addresses = {ORIG: pa.array(orig_h, type=pa.large_string()),
+                 RESP: pa.array(resp_h, type=pa.large_string())}  # fmt: skip
+    columns = []
+    for k in range(width):
+        at = [p[k] if k < len(p) else "" for p in pieces]
+        column = pa.array(at, type=pa.large_string()).take(take)
+        for token, address in addresses.items():
+            if token in at:
+                column = pc.if_else(pc.equal(column, token), address, column)
+        columns.append(column)
+    return pc.binary_join_element_wise(*columns, pa.scalar("", pa.large_string()))
 
 
 def decide(ctx: Context, f: FlowView) -> Decision:
@@ -791,14 +867,14 @@ def _doc(sig: Signature) -> str:
 
 def follow_ons(
     flows: pd.DataFrame,
-    decisions: list[Decision],
+    decisions: Decisions,
     mapped: Mapping[int, tuple[int, ...] | None] | None = None,
-) -> list[Decision]:
+) -> Decisions:
     """TFTP transfers take the verdict of their request; MS-RPC follow-ons (the port the
     endpoint mapper named, else best effort Windows' dynamic range) take the 135 verdict.
     `mapped`: row of each tcp/135 flow -> the ports its ept_map answers named (None: no
     answer captured), from _mapper_answers."""
-    out = list(decisions)
+    out = decisions.copy()
     _tftp_transfers(flows, out)
     _msrpc_dynamic(flows, out, mapped or {})
     return out
@@ -816,7 +892,7 @@ def _mapper_answers(flows: pd.DataFrame) -> dict[int, tuple[int, ...] | None]:
     return {int(i): epm_ports(heads[i]) for i in rows}
 
 
-def _tftp_transfers(flows: pd.DataFrame, out: list[Decision]) -> None:
+def _tftp_transfers(flows: pd.DataFrame, out: Decisions) -> None:
     proto = flows["proto"].to_numpy(dtype=object)
     resp_p = flows["resp_p"].to_numpy()
     udp = proto == "udp"
@@ -848,7 +924,7 @@ def _follow_on(request: Decision, uid: str, what: str, orig_h: str, resp_h: str)
 
 
 def _msrpc_dynamic(
-    flows: pd.DataFrame, out: list[Decision], mapped: Mapping[int, tuple[int, ...] | None]
+    flows: pd.DataFrame, out: Decisions, mapped: Mapping[int, tuple[int, ...] | None]
 ) -> None:
     """A later TCP connection between the hosts of a 135 exchange takes its verdict when
     it goes to a port the endpoint mapper named; when no answer of that pair was captured,
@@ -897,58 +973,63 @@ def _msrpc_dynamic(
 ONE_SIDED = " (one-sided capture: direction not verified)"
 
 
-def note_one_sided(flows: pd.DataFrame, decisions: list[Decision]) -> list[Decision]:
+def note_one_sided(flows: pd.DataFrame, decisions: Decisions) -> Decisions:
     """In a capture health.py calls a one-way mirror (most TCP connections with data seen
     one way only), a wrong_direction verdict of a flow whose packets all went one way
     rests on one-sided evidence: its reason says so (orig_evidence is left as it was)."""
-    if not any(d.verdict == "wrong_direction" for d in decisions):
+    if not any(d.verdict == "wrong_direction" for d in decisions.table):
         return decisions
     if not is_one_way_mirror(*tcp_direction_counts(flows)):
         return decisions
     one_sided = (flows["orig_pkts"].to_numpy() == 0) | (flows["resp_pkts"].to_numpy() == 0)
-    out = list(decisions)
-    for i in np.flatnonzero(one_sided).tolist():
-        if out[i].verdict == "wrong_direction":
-            out[i] = replace(out[i], reason=out[i].reason + ONE_SIDED)
+    wrong = decisions.column("verdict") == "wrong_direction"
+    out = decisions.copy()
+    out.remap(np.flatnonzero(one_sided & wrong), lambda d: replace(d, reason=d.reason + ONE_SIDED))
     return out
 
 
-def apply_allows(flows: pd.DataFrame, decisions: list[Decision], site: Site) -> list[Decision]:
-    """Site allows turn findings (not expected/unmonitored) into expected."""
+def apply_allows(flows: pd.DataFrame, decisions: Decisions, site: Site) -> Decisions:
+    """Site allows turn findings (not expected/unmonitored) into expected; each allow is
+    looked up once per distinct (orig_h, resp_h, proto, resp_p) of the findings."""
     if not site.allows:
         return decisions
-    out = list(decisions)
-    cols = zip(
-        flows["orig_h"].tolist(),
-        flows["resp_h"].tolist(),
-        flows["proto"].tolist(),
-        flows["resp_p"].tolist(),
-        strict=True,
-    )
-    for i, (oh, rh, proto, rp) in enumerate(cols):
-        if out[i].verdict in ("expected", "unmonitored"):
+    rows = np.flatnonzero(~np.isin(decisions.column("verdict"), NOT_FINDINGS))
+    if not len(rows):
+        return decisions
+    key = ["orig_h", "resp_h", "proto", "resp_p"]
+    sub = flows[key].iloc[rows]
+    pair = sub.groupby(key, sort=False).ngroup().to_numpy()
+    _, first = np.unique(pair, return_index=True)
+    allows = [
+        site.allow_for(str(oh), str(rh), str(proto), int(rp))
+        for oh, rh, proto, rp in sub.iloc[first].itertuples(index=False)
+    ]
+    out = decisions.copy()
+    for k, allow in enumerate(allows):
+        if allow is None:
             continue
-        allow = site.allow_for(oh, rh, proto, int(rp))
-        if allow is not None:
-            out[i] = Decision("expected", "info", out[i].system, allow.signature_id, allow.reason)
+
+        def allowed(d: Decision, allow: Any = allow) -> Decision:
+            return Decision("expected", "info", d.system, allow.signature_id, allow.reason)
+
+        out.remap(rows[pair == k], allowed)
     return out
 
 
-def _with_decisions(flows: pd.DataFrame, decisions: list[Decision]) -> pd.DataFrame:
-    def column(values: list[Any]) -> pd.Series:
+def _with_decisions(flows: pd.DataFrame, decisions: Decisions) -> pd.DataFrame:
+    def column(values: np.ndarray) -> pd.Series:
         return pd.Series(values, index=flows.index, dtype=object)
 
-    flows["system"] = column([d.system for d in decisions])
-    flows["signature_id"] = column([d.signature_id for d in decisions])
-    flows["verdict"] = column([d.verdict for d in decisions])
-    flows["severity"] = column([d.severity for d in decisions])
-    hosts = zip(flows["orig_h"].tolist(), flows["resp_h"].tolist(), strict=True)
-    flows["reason"] = column([render(d, o, r) for d, (o, r) in zip(decisions, hosts, strict=True)])
-    service = [
-        "tftp" if s is None and d.reason.startswith("TFTP transfer") else s
-        for s, d in zip(flows["service"].tolist(), decisions, strict=True)
-    ]
-    flows["service"] = column(service)
+    for attr in ("system", "signature_id", "verdict", "severity"):
+        flows[attr] = column(decisions.column(attr))
+    reasons = [d.reason for d in decisions.table]
+    flows["reason"] = pd.Series(
+        render_column(reasons, decisions.index, flows["orig_h"], flows["resp_h"]),
+        index=flows.index,
+    )
+    tftp = np.array([r.startswith("TFTP transfer") for r in reasons], dtype=bool)[decisions.index]
+    service = flows["service"].to_numpy(dtype=object)
+    flows["service"] = column(np.where(tftp & pd.isna(service), "tftp", service))
     return flows
 
 
@@ -1117,62 +1198,114 @@ def build_hosts(
     site: Site | None,
     is_local: Callable[[str], bool],
 ) -> pd.DataFrame:
-    """One row per unicast address of FlowResult.hosts."""
+    """One row per unicast address of FlowResult.hosts, built column by column: per-host
+    facts are looked up by address (an index), vendors once per MAC prefix."""
     columns = schema.column_names(schema.HOSTS)
     hosts = result.hosts
     if len(hosts):
-        hosts = hosts[[is_unicast_text(ip) for ip in hosts["ip"].tolist()]]
+        hosts = hosts[unicast_mask(hosts["ip"])]
     if not len(hosts):
         return schema.empty_table(schema.HOSTS).to_pandas()[columns]
     hosts = hosts.reset_index(drop=True)
-    ips = hosts["ip"].tolist()
-    local = [is_local(ip) for ip in ips]
-    own = [macs.get(ip) if here else None for ip, here in zip(ips, local, strict=True)]
-    mac = [found[0] if found else None for found in own]
-    info = roles.drop_duplicates("ip").set_index("ip").reindex(ips)
-    host_roles = [
-        list(r) if isinstance(r, list | tuple | np.ndarray) else [] for r in info["roles"]
-    ]
-    flow_systems = _flow_systems(flows)
+    ip_index = pd.Index(hosts["ip"].to_numpy(dtype=object))
+    ips = ip_index.to_numpy(dtype=object)
+    local = local_mask(ips, is_local)
+    mac = np.full(len(ips), None, dtype=object)
+    have = np.flatnonzero(local & (pd.Index(list(macs), dtype=object).get_indexer(ips) >= 0))
+    mac[have] = [macs[ip][0] if macs[ip] else None for ip in ips[have].tolist()]
+    info = roles.drop_duplicates("ip").set_index("ip").reindex(ip_index)
+    host_roles = info["roles"].to_numpy(dtype=object, copy=True)
+    listed = [isinstance(r, list | tuple | np.ndarray) for r in host_roles]
+    missing = np.flatnonzero(~np.array(listed, dtype=bool))
+    host_roles[missing] = [[] for _ in missing]
     out = pd.DataFrame(
         {
-            "ip": ips,
+            "ip": pd.Series(ips, dtype=object),
             "mac": pd.Series(mac, dtype=object),
-            "vendor": pd.Series([vendor(m) if m else None for m in mac], dtype=object),
-            "role": _nullable(info["role"]),
-            "roles": host_roles,
-            "role_source": _nullable(info["role_source"]),
-            "role_evidence": _nullable(info["role_evidence"]),
-            "name": [site.name_for(ip, frozenset(macs.get(ip, []))) for ip in ips]
-            if site is not None
-            else [None] * len(ips),
+            "vendor": pd.Series(_vendors(mac), dtype=object),
+            "role": pd.Series(_nullable(info["role"]), dtype=object),
+            "roles": pd.Series(host_roles, dtype=object),
+            "role_source": pd.Series(_nullable(info["role_source"]), dtype=object),
+            "role_evidence": pd.Series(_nullable(info["role_evidence"]), dtype=object),
+            "name": pd.Series(
+                [site.name_for(ip, frozenset(macs.get(ip, []))) for ip in ips.tolist()]
+                if site is not None
+                else np.full(len(ips), None, dtype=object),
+                dtype=object,
+            ),
             "local": local,
             "first_ts": hosts["first_ts"],
             "last_ts": hosts["last_ts"],
             "pkts": hosts["pkts"],
             "bytes": hosts["bytes"],
-            "systems": [
-                sorted(flow_systems.get(ip, set()).union(ROLE_SYSTEM[r] for r in rs))
-                if rs or ip in flow_systems
-                else []
-                for ip, rs in zip(ips, host_roles, strict=True)
-            ],
+            "systems": pd.Series(_host_systems(flows, ip_index, host_roles), dtype=object),
         }
     )
     return out[columns]
 
 
+def unicast_mask(ips: pd.Series) -> np.ndarray:
+    """flows.is_unicast_text of each address, for a whole column: not 0.0.0.0 or ::, not
+    an IPv6 address whose first group is ffXX, not an IPv4 address ending .255 or with a
+    first octet 224..239."""
+    text = pa.array(ips.to_numpy(dtype=object), type=pa.string())
+    multicast = (
+        r"^(0\.0\.0\.0|::)$|^[fF][fF][^:]{2}:|^[^:]*\.255$|^0*(22[4-9]|23[0-9])\.[^:]*$"
+    )
+    return ~pc.match_substring_regex(text, multicast).to_numpy(zero_copy_only=False)
+
+
+_CANONICAL_MAC = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
+
+
+def _vendors(mac: np.ndarray) -> np.ndarray:
+    """roles.vendor of each MAC (None stays None): canonical aa:bb:cc:dd:ee:ff MACs are
+    looked up once per prefix (the vendor depends on the OUI only), others one by one."""
+    out = np.full(len(mac), None, dtype=object)
+    given = np.flatnonzero(pd.notna(mac))
+    if not len(given):
+        return out
+    text = pa.array(mac[given], type=pa.string())
+    canonical = pc.match_substring_regex(text, _CANONICAL_MAC).to_numpy(zero_copy_only=False)
+    prefix = pc.utf8_lower(pc.utf8_slice_codeunits(text, 0, 8)).to_numpy(zero_copy_only=False)
+    codes, distinct = pd.factorize(prefix[canonical])
+    names = _objects([vendor(f"{p}:00:00:00") for p in distinct.tolist()])
+    out[given[canonical]] = names[codes]
+    odd = given[~canonical]
+    out[odd] = [vendor(m) for m in mac[odd].tolist()]
+    return out
+
+
+def _host_systems(flows: pd.DataFrame, ips: pd.Index, host_roles: np.ndarray) -> np.ndarray:
+    """Per host: the sorted monitored systems of its flows and its roles ([] for none),
+    gathered as (host position, system code) pairs."""
+    monitored = flows["system"].notna() & (flows["system"] != "common")
+    sub = flows[monitored]
+    with_roles = np.flatnonzero([len(r) > 0 for r in host_roles])
+    held = [(i, ROLE_SYSTEM[r]) for i in with_roles.tolist() for r in host_roles[i]]
+    names = np.concatenate(
+        [sub["system"].to_numpy(dtype=object)] * 2 + [_objects([h[1] for h in held])]
+    )
+    at = np.concatenate(
+        [
+            ips.get_indexer(sub["orig_h"]),
+            ips.get_indexer(sub["resp_h"]),
+            np.array([h[0] for h in held], dtype=np.int64),
+        ]
+    )
+    code, systems = pd.factorize(names, sort=True)
+    keep = at >= 0
+    pairs = np.unique(at[keep].astype(np.int64) * max(1, len(systems)) + code[keep])
+    out = np.empty(len(ips), dtype=object)
+    out[:] = [[] for _ in range(len(ips))]
+    host, sys_code = np.divmod(pairs, max(1, len(systems)))
+    cuts = (np.flatnonzero(np.diff(host)) + 1).tolist()
+    labels = np.asarray(systems, dtype=object)[sys_code].tolist()
+    for a, b in zip([0, *cuts], [*cuts, len(host)], strict=True):
+        if b > a:
+            out[host[a]] = labels[a:b]
+    return out
+
+
 def _nullable(column: pd.Series) -> list[Any]:
     return [None if v is None or v is pd.NA or v != v else v for v in column.tolist()]
-
-
-def _flow_systems(flows: pd.DataFrame) -> dict[str, set[str]]:
-    """Monitored systems (not "common") of the flows each address took part in."""
-    sub = flows[flows["system"].notna() & (flows["system"] != "common")]
-    pairs = pd.concat(
-        [pd.DataFrame({"ip": sub[col], "system": sub["system"]}) for col in ("orig_h", "resp_h")]
-    ).drop_duplicates()
-    out: dict[str, set[str]] = {}
-    for ip, system in zip(pairs["ip"].tolist(), pairs["system"].tolist(), strict=True):
-        out.setdefault(ip, set()).add(system)
-    return out

@@ -31,7 +31,6 @@ import click
 
 from . import __version__, schema, summary
 from .errors import PcapclassError
-from .output import check_outdir, folder_name
 from .schema import ROLES
 from .signatures import format_list, format_role, format_show, load_catalog
 
@@ -223,6 +222,7 @@ def _targets(captures: Sequence[str], outdir: Path | None) -> list[Path]:
     """Each capture's output folder: -o itself for one capture, else OUTDIR/<name>/
     (default ./pcapclass-out/<name>/). Refuses (exit 2, before reading) two captures that
     would share a folder, and stdin without -o."""
+    from .output import folder_name  # with pyarrow.parquet: not for --help
     from .pipeline import STDIN
 
     if len(captures) == 1:
@@ -301,6 +301,7 @@ def analyze_cmd(
     # Imported here, not at the top: pandas and the analysis modules take about half a
     # second to import, which `pcapclass --help` and `pcapclass signatures` need not pay.
     from . import progress as progress_mod
+    from .output import check_outdir
     from .pipeline import analyze
 
     fail_on = fail_on.lower()

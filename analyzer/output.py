@@ -24,13 +24,16 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__, schema
 from .errors import InputError
-from .reader import CaptureStats
+
+if TYPE_CHECKING:  # the reader (and numba with it) is not needed to write files
+    from .reader import CaptureStats
 
 COMPRESSION = "zstd"  # contract: "All three are Parquet (zstd)"
 FILE_NAMES = {name: f"{name}.parquet" for name in schema.TABLES}
@@ -55,6 +58,7 @@ class RunInfo:
     signatures_sha256: str
     site_sha256: str | None
     interrupted: bool = False  # reading stopped early on SIGINT/SIGTERM (exit 130)
+    evicted: int = 0  # connections ended early at the connection table's cap
 
 
 def metadata(info: RunInfo) -> dict[str, str]:
@@ -73,6 +77,7 @@ def metadata(info: RunInfo) -> dict[str, str]:
         "pcapclass.truncated": "true" if cap.truncated else "false",
         "pcapclass.interrupted": "true" if info.interrupted else "false",
         "pcapclass.health": json.dumps(cap.health, sort_keys=True),
+        "pcapclass.evicted": str(info.evicted),
     }
 
 

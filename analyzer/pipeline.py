@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import flows as flow_table
 from . import schema
 from .classify import classify, site_catalog
 from .decode import decode_batch
@@ -63,6 +64,7 @@ class Result:
     hosts: pa.Table
     outputs: dict[str, Path]  # table name -> written file; empty when not written
     interrupted: bool = False  # reading stopped early (stop() said so): exit 130
+    evicted: int = 0  # connections ended early: the live connection table was full
 
     def verdict_counts(self) -> dict[str, int]:
         """Flows per verdict, in the contract's verdict order, zero counts left out."""
@@ -92,6 +94,7 @@ def analyze(
     progress: ProgressFn | None = None,
     batch_packets: int = BATCH_PACKETS,
     stop: StopFn | None = None,
+    max_live_connections: int | None = None,
 ) -> Result:
     """Analyze one capture (a path or "-" for stdin) and, unless write=False, write
     flows/findings/hosts Parquet files into `outdir` (default: the contract's).
@@ -99,7 +102,11 @@ def analyze(
     `stop` is asked while reading; once it returns True, reading ends (a file after the
     current batch; a live pipe after the bytes that had arrived) and what was read is
     analyzed and written with `interrupted` set (metadata `pcapclass.interrupted =
-    "true"`, the capture's size and sha256 those of the bytes read)."""
+    "true"`, the capture's size and sha256 those of the bytes read).
+
+    `max_live_connections` caps the live connection table (default, read at each call:
+    flows.MAX_LIVE_CONNECTIONS); connections ended early at the cap are counted in
+    Result.evicted, the metadata key `pcapclass.evicted` and a warning."""
     if catalog is None:
         catalog = load_catalog()
     if site is not None and not isinstance(site, Site):
@@ -109,6 +116,7 @@ def analyze(
     # The site's port overrides count as service ports for the originator rule (classify
     # applies them to its catalog the same way).
     effective = site_catalog(catalog, site)
+    live_cap = max_live_connections or flow_table.MAX_LIVE_CONNECTIONS
 
     with Capture(capture, batch_packets=batch_packets, stop=stop) as cap:
         # The file name, not the path: uids and the capture column must not depend on where
@@ -117,6 +125,7 @@ def analyze(
             capture_name=Path(cap.stats.name).name,
             service_ports=effective.service_ports(),
             dns_names={name for sig in catalog.signatures for name in sig.remote_hosts},
+            max_live_connections=live_cap,
         )
         streamed = consumed = 0
         for raw in cap.batches():
@@ -132,8 +141,11 @@ def analyze(
     if progress is not None:
         progress(Progress("connections", stats.packets, streamed, stats.format))
     flow_result = table.finish()
+    evicted = flow_result.evicted
+    if evicted:
+        stats.warnings.append(evicted_warning(stats.name, evicted, live_cap))
     # needs the flows, before classify
-    health = capture_health(stats, flow_result.flows, evicted=flow_result.evicted)
+    health = capture_health(stats, flow_result.flows, evicted=evicted)
     stats.health = health.as_dict()
     stats.warnings.extend(health.warnings())
     if progress is not None:
@@ -160,9 +172,19 @@ def analyze(
             n = tables["flows"].num_rows
             progress(Progress("writing", stats.packets, streamed, stats.format, n))
         info = RunInfo(stats, catalog.sha256, site.sha256 if site is not None else None)
-        outputs = write_tables(outdir, tables, metadata(replace(info, interrupted=interrupted)))
+        info = replace(info, interrupted=interrupted, evicted=evicted)
+        outputs = write_tables(outdir, tables, metadata(info))
     flows, findings, hosts = tables["flows"], tables["findings"], tables["hosts"]
-    return Result(stats, flows, findings, hosts, outputs, interrupted=interrupted)
+    return Result(stats, flows, findings, hosts, outputs, interrupted=interrupted, evicted=evicted)
+
+
+def evicted_warning(name: str, evicted: int, cap: int) -> str:
+    """The warning of a run whose connection table reached its cap."""
+    return (
+        f"{name}: {evicted:,} connections ended early because {cap:,} connections were "
+        "live at once (the connection table's cap); a later packet of one starts a new "
+        "connection"
+    )
 
 
 def _stream_bytes(raw: RawBatch, fmt: str) -> int:

@@ -19,8 +19,9 @@ role the host's own connections already show, and the evidence text marks it so.
 
 from __future__ import annotations
 
+import importlib.resources
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
@@ -31,7 +32,7 @@ import pandas as pd
 
 from .schema import ROLES
 from .signatures import Signature
-from .site import default_networks
+from .site import Locality, default_networks, local_flags
 from .site import is_local as site_is_local
 
 # Zeek conn_state values in which the responder answered the handshake
@@ -83,11 +84,37 @@ def vendor(mac: str | None) -> str | None:
 
 @lru_cache(maxsize=65536)
 def _vendor_of_oui(oui: int) -> str | None:
-    # Cached per OUI, not per MAC: a site has thousands of MACs but few vendors.
-    try:
-        return str(netaddr.OUI(oui).registration().org).strip() or None
-    except (netaddr.NotRegisteredError, IndexError, TypeError, ValueError):
+    """The organisation netaddr.OUI(oui).registration().org names, read from netaddr's
+    shipped registry (oui.idx, oui.txt) without importing netaddr.eui.ieee, which parses
+    the whole index with csv at import (0.1-0.2 s of every run's start-up). Cached per
+    OUI, not per MAC: a site has thousands of MACs but few vendors."""
+    keys, order, spans = _oui_index()
+    at = int(np.searchsorted(keys, oui))
+    if at >= len(keys) or keys[at] != oui:
         return None
+    offset, size = spans[order[at]].tolist()
+    with importlib.resources.files("netaddr.eui").joinpath("oui.txt").open("rb") as fh:
+        fh.seek(offset)
+        record = fh.read(size).decode("utf-8")
+    org = ""
+    for line in record.split("\n"):  # as netaddr.OUI._parse_data: the last "(hex)" line
+        if "(hex)" in line.strip():
+            fields = line.strip().split(None, 2)
+            if len(fields) < 3:
+                return None
+            org = fields[2]
+    return org.strip() or None
+
+
+@lru_cache(maxsize=1)
+def _oui_index() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """netaddr's oui.idx (lines "oui,offset,size"; an OUI registered twice has two
+    lines, netaddr's registration() takes the first): sorted keys, each key's line and
+    the (offset, size) of every line."""
+    text = importlib.resources.files("netaddr.eui").joinpath("oui.idx").read_text("ascii")
+    rows = np.array(text.replace(",", " ").split(), dtype=np.int64).reshape(-1, 3)
+    order = np.argsort(rows[:, 0], kind="stable")  # stable: a key's first line first
+    return rows[order, 0], order, rows[:, 1:]
 
 
 def _oui(mac: str) -> int | None:
@@ -169,48 +196,65 @@ def own_macs(
 ) -> dict[str, list[str]]:
     """MACs seen as each local IP's own source, best first: ARP pairs (most frequent
     first), then Ethernet sources of its IP packets. A MAC that is also the source of a
-    non-local address is a router's and is never taken as a local host's own MAC."""
-    parts = []  # (ip, mac, priority): 0 = ARP, 1 = source of IP packets
+    non-local address is a router's and is never taken as a local host's own MAC.
+    Worked on integer codes of the addresses and MACs (numpy), not on the strings."""
+    parts = []  # (ips, macs, priority): 0 = ARP, 1 = source of IP packets
     if len(arp):
-        parts.append(_pairs(arp["ip"], arp["mac"], 0))
+        parts.append((arp["ip"], arp["mac"], 0))
     if len(flows) and "orig_mac" in flows.columns:
-        parts.append(_pairs(flows["orig_h"], flows["orig_mac"], 1))
+        parts.append((flows["orig_h"], flows["orig_mac"], 1))
     if len(flows) and "resp_mac" in flows.columns:
         unicast = ~broadcast_flags(flows)
-        parts.append(_pairs(flows["resp_h"][unicast], flows["resp_mac"][unicast], 1))
+        parts.append((flows["resp_h"][unicast], flows["resp_mac"][unicast], 1))
     if len(hosts) and "mac" in hosts.columns:
-        parts.append(_pairs(hosts["ip"], hosts["mac"], 1))
+        parts.append((hosts["ip"], hosts["mac"], 1))
     if not parts:
         return {}
-    pairs = pd.concat(parts, ignore_index=True)
-    local = local_mask(pairs["ip"], is_local)
-    sources = pairs["prio"].to_numpy() == 1
-    routers = pairs["mac"][sources & ~local].unique()
-    keep = local & ~(sources & pairs["mac"].isin(routers).to_numpy())
-    best = (
-        pairs[keep]
-        .groupby(["ip", "mac"], sort=False)["prio"]
-        .agg(["min", "size"])
-        .reset_index()
-        .sort_values(["ip", "min", "size", "mac"], ascending=[True, True, False, True])
+    ips = np.concatenate([p[0].to_numpy(dtype=object) for p in parts])
+    macs = np.concatenate([p[1].to_numpy(dtype=object) for p in parts])
+    prio = np.concatenate([np.full(len(p[0]), p[2], dtype=np.int64) for p in parts])
+    given = pd.notna(ips) & pd.notna(macs)
+    given[given] = macs[given] != ""
+    ips, macs, prio = ips[given], macs[given], prio[given]
+    if not len(ips):
+        return {}
+    mac_code, lowered = _lower_codes(macs)
+    local = local_mask(ips, is_local)
+    sources = prio == 1
+    routers = np.unique(mac_code[sources & ~local])
+    keep = local & ~(sources & np.isin(mac_code, routers))
+    ip_code, ip_text = pd.factorize(ips[keep])
+    mac_code, prio = mac_code[keep], prio[keep]
+    if not len(ip_code):
+        return {}
+    pair, first, inverse = np.unique(
+        ip_code.astype(np.int64) * len(lowered) + mac_code, return_index=True, return_inverse=True
     )
-    out: dict[str, list[str]] = {}
-    for ip, mac in zip(best["ip"].tolist(), best["mac"].tolist(), strict=True):
-        out.setdefault(ip, []).append(mac)
-    return out
+    best = np.full(len(pair), 2, dtype=np.int64)
+    np.minimum.at(best, inverse.reshape(-1), prio)
+    size = np.bincount(inverse.reshape(-1), minlength=len(pair))
+    pair_ip, pair_mac = ip_code[first], mac_code[first]
+    order = np.lexsort((pair_mac, -size, best, pair_ip))
+    pair_ip, names = pair_ip[order], lowered[pair_mac[order]].tolist()
+    cuts = (np.flatnonzero(np.diff(pair_ip)) + 1).tolist()
+    starts = [0, *cuts]
+    owners = np.asarray(ip_text, dtype=object)[pair_ip[starts]].tolist()
+    spans = zip(starts, [*cuts, len(names)], strict=True)
+    return dict(zip(owners, [names[a:b] for a, b in spans], strict=True))
 
 
-def _pairs(ips: pd.Series, macs: pd.Series, prio: int) -> pd.DataFrame:
-    """(ip, mac, prio) rows where both are given; MACs lower-cased."""
-    frame = pd.DataFrame(
-        {"ip": ips.to_numpy(dtype=object), "mac": macs.to_numpy(dtype=object)}
-    ).dropna()
-    frame = frame[frame["mac"].astype(bool)]
-    return frame.assign(mac=frame["mac"].astype(str).str.lower(), prio=prio)
+def _lower_codes(macs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the lower-cased MACs, numbered in their sorted order, and those MACs."""
+    code, distinct = pd.factorize(macs)
+    lower = [str(m).lower() for m in np.asarray(distinct, dtype=object).tolist()]
+    merged, lowered = pd.factorize(np.asarray(lower, dtype=object), sort=True)
+    return merged[code], np.asarray(lowered, dtype=object)
 
 
-def local_mask(ips: pd.Series, is_local: Callable[[str], bool]) -> np.ndarray:
-    """is_local for each element, called once per distinct address."""
+def local_mask(ips: pd.Series | np.ndarray, is_local: Callable[[str], bool]) -> np.ndarray:
+    """is_local for each element, called once per distinct address (a Locality: in bulk)."""
+    if isinstance(is_local, Locality):
+        return is_local.mask(ips)
     codes, uniques = pd.factorize(ips)
     flags = np.fromiter((is_local(ip) for ip in uniques.tolist()), dtype=bool, count=len(uniques))
     return flags[codes] if len(codes) else np.zeros(0, dtype=bool)
@@ -520,8 +564,36 @@ def infer_roles(
         items += dns_evidence(dns, catalog)
     inferred = weigh(items)
     addresses = _addresses(flows, hosts, arp)
-    rows = [_row(ip, inferred.get(ip), site, macs.get(ip, [])) for ip in addresses]
-    return pd.DataFrame(rows, columns=ROLE_COLUMNS)
+    if site is not None:
+        rows = [_row(ip, inferred.get(ip), site, macs.get(ip, [])) for ip in addresses]
+        return pd.DataFrame(rows, columns=ROLE_COLUMNS)
+    return _inferred_rows(addresses, inferred)
+
+
+def _inferred_rows(addresses: list[str], inferred: Mapping[str, Inferred]) -> pd.DataFrame:
+    """The rows _row gives without a site file, column by column: only the addresses
+    with inferred roles are visited (most addresses of a capture have none)."""
+    n = len(addresses)
+    role: list[str | None] = [None] * n
+    source: list[str | None] = [None] * n
+    evidence: list[str | None] = [None] * n
+    held: list[list[str]] = [[] for _ in range(n)]
+    ips = list(inferred)
+    where = pd.Index(addresses, dtype=object).get_indexer(ips) if ips else []
+    for ip, i in zip(ips, list(where), strict=True):
+        if i < 0:
+            continue
+        found = inferred[ip]
+        role[i], held[i] = found.roles[0], list(found.roles)
+        source[i], evidence[i] = "inferred", found.evidence
+    columns = {
+        "ip": addresses,
+        "role": role,
+        "roles": held,
+        "role_source": source,
+        "role_evidence": evidence,
+    }
+    return pd.DataFrame(columns, columns=ROLE_COLUMNS)
 
 
 def _addresses(flows: pd.DataFrame, hosts: pd.DataFrame, arp: pd.DataFrame) -> list[str]:
@@ -563,6 +635,11 @@ def _row(
 def default_is_local(ip: str) -> bool:
     """Contract default local networks (RFC 1918, link-local, ULA) without a site file."""
     return site_is_local(ip, DEFAULT_NETWORKS)
+
+
+def default_local_flags(ips: Sequence[str]) -> np.ndarray:
+    """default_is_local of each of `ips`, in bulk."""
+    return local_flags(ips, DEFAULT_NETWORKS)
 
 
 DEFAULT_NETWORKS = default_networks()

@@ -218,6 +218,7 @@ def as_json(
             "damaged": damaged,
             "truncated": r.capture.truncated,
             "interrupted": bool(getattr(r, "interrupted", False)),
+            "evicted": int(getattr(r, "evicted", 0)),
             "flows": r.flows.num_rows,
             "findings": r.findings.num_rows,
             "warnings": list(r.capture.warnings),

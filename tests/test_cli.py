@@ -117,6 +117,7 @@ def test_stdin_with_out_and_json(tmp_path: Path) -> None:
             "damaged": {},
             "truncated": False,
             "interrupted": False,
+            "evicted": 0,
             "flows": 0,
             "findings": 0,
             "warnings": ["<stdin>: no packets in the capture"],

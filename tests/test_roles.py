@@ -268,3 +268,26 @@ def test_https_to_a_lantronix_ethernet_ip_device_is_no_gemos_finding():
     https = [f for f in flows if f["resp_h"] == "192.168.10.106" and f["resp_p"] == 443]
     assert [(f["verdict"], f["system"]) for f in https] == [("unmonitored", None)]
     assert result.findings.num_rows == 0
+
+
+def test_vendor_names_what_netaddr_registers() -> None:
+    """The registry is read without netaddr.eui.ieee (its import parses the whole index):
+    the same organisation as netaddr.OUI(...).registration().org for a spread of
+    registered OUIs, OUIs registered twice (netaddr takes the first) and unregistered
+    ones."""
+    import netaddr
+
+    from analyzer.roles import _oui_index, _vendor_of_oui
+
+    keys, _, _ = _oui_index()
+    twice = keys[1:][keys[1:] == keys[:-1]][:50].tolist()
+    cases = keys[:: max(1, len(keys) // 500)].tolist() + twice + [0xFFFFFE, 0x000000, 0x123457]
+
+    def registered(oui: int) -> str | None:
+        try:
+            return str(netaddr.OUI(oui).registration().org).strip() or None
+        except netaddr.NotRegisteredError:
+            return None
+
+    assert [_vendor_of_oui(o) for o in cases] == [registered(o) for o in cases]
+    assert len(twice) > 0 and sum(registered(o) is None for o in cases) >= 1

@@ -258,3 +258,23 @@ def test_is_local_agrees_with_ipaddress_at_the_edges():
 
     assert [is_local(ip, networks) for ip in cases] == [expected(ip) for ip in cases]
     assert sum(expected(ip) for ip in cases) == 6  # the cases do test both answers
+
+
+def test_local_flags_of_a_column_agree_with_ipaddress():
+    """local_flags (a whole column: dotted quads in bulk, the rest one by one) answers as
+    ipaddress membership does, on the edge cases above and on quads that only look like
+    addresses (an octet over 255, a leading zero, trailing blanks)."""
+    from analyzer.site import Locality, local_flags
+
+    networks = tuple(ipaddress.ip_network(n) for n in ("10.1.0.0/16", "fd00:1::/64"))
+    cases = [
+        "10.1.0.0", "10.1.255.255", "10.0.255.255", "10.2.0.0", "10.1.256.1", "010.1.2.3",
+        "10.1.2.3 ", "10.1.2", "fd00:1::5", "fd00:1::5%eth0", "::ffff:10.1.2.3", "fd00:2::",
+        "x", "",
+    ]  # fmt: skip
+    want = [True, True, False, False, False, False, False, False, True, True, False, False]
+    want += [False, False]
+    assert local_flags(cases, networks).tolist() == want
+    locality = Locality(lambda ips: local_flags(ips, networks))
+    assert locality.mask(cases + cases[::-1]).tolist() == want + want[::-1]
+    assert [locality(ip) for ip in cases] == want
