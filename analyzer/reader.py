@@ -103,11 +103,13 @@ RING_SLOTS = 3  # chunk being decoded, chunk read ahead, chunk being read
 # Regular uncompressed files are memory-mapped instead (measured: the read copy cost
 # 0.4 s per GB; see docs/performance.md). The walk and the hasher stay within
 # MAP_AHEAD_BYTES of each other; pages both passed are dropped every DROP_STEP_BYTES.
-# Mapped pages count in the RSS once touched: one chunk ahead and a 4 MiB drop step
-# hold the reader's peak about 30 MiB below four chunks and 16 MiB (measured on the
-# 2 M-packet benchmark capture; no slower beyond the noise; docs/performance.md).
+# Mapped pages count in the RSS once touched: two chunks ahead and a 4 MiB drop step
+# hold the reader's peak about 25 MiB below four chunks and 16 MiB (measured on the
+# 2 M-packet benchmark capture: 156 against 181 MiB, no slower beyond the noise). One
+# chunk ahead saved 4 MiB more, but on a loaded machine the walk then waited for the
+# hashing thread more often.
 MAP_FILES = True
-MAP_AHEAD_BYTES = CHUNK_BYTES
+MAP_AHEAD_BYTES = 2 * CHUNK_BYTES
 DROP_STEP_BYTES = 4 * 2**20
 HASH_STEP_BYTES = 4 * 2**20
 # How far an SPB at the start of a section looks for the next timestamp (one chunk).

@@ -308,13 +308,13 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 run = run_steps(name, cmd, timeout_s=args.timeout_s)
                 runs.setdefault(name, []).append(run)
-                n = 1399 if name == "demo" else args.packets
-                rate = n / run.wall_s / 1e6 if run.ok else 0.0
+                rate = args.packets / run.wall_s / 1e6 if run.ok else 0.0
+                speed = "  (1,399 packets) " if name == "demo" else f"{rate:6.2f} M packets/s"
                 status = "" if run.ok else f"  FAILED ({run.note})"
                 failed |= not run.ok
                 print(
-                    f"{name:10s} round {round_no + 1}: {run.wall_s:7.2f} s  {rate:6.2f} M "
-                    f"packets/s  peak RSS {run.peak_rss_mib:7.1f} MiB{status}"
+                    f"{name:10s} round {round_no + 1}: {run.wall_s:7.2f} s  {speed}  "
+                    f"peak RSS {run.peak_rss_mib:7.1f} MiB{status}"
                 )
             for path in Path(tmp).glob("*.argus"):  # 90 MB each: not kept between rounds
                 path.unlink()
