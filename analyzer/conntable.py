@@ -11,12 +11,13 @@ A kernel never allocates: when the live table, the payload-head pool or the outp
 are full, it stops *before* touching the packet and returns which one is short
 (NEED_SLOT, NEED_BLOCK, NEED_OUT); flows.py grows it and calls again from that packet.
 
-State layout: one row per live connection ("slot") in a few 2-D arrays, one per dtype,
-with the columns named below (the layout is declared once, here). Endpoint A is the one
+State layout: one row per live connection ("slot") in a few 2-D arrays, one per dtype
+(and N, the timeout-list neighbours, apart), with the columns named below (the layout
+is declared once, here). Endpoint A is the one
 that sorts first (address, then port); per-direction columns are A's and B's.
 """
 
-# ruff: noqa: E741  (column groups K L I U H are named by dtype, as in the module doc)
+# ruff: noqa: E741  (column groups K L N I U H are named as in the module doc)
 from __future__ import annotations
 
 import numpy as np
@@ -86,8 +87,6 @@ K_COLS = 8  # the live table's K rows: padded to 64 bytes (w has N_K words)
     L_BYTES_B,
     L_IPB_A,
     L_IPB_B,
-    L_PREV,  # neighbours in the slot's timeout-class list, -1 = none
-    L_NEXT,
     L_BLK_A,  # payload-head block of each direction, -1 = none yet
     L_BLK_B,
     # Zeek's per-endpoint sequence state (TCP_Endpoint), A then B
@@ -111,8 +110,14 @@ K_COLS = 8  # the live table's K rows: padded to 64 bytes (w has N_K words)
     L_RXMT_B,
     L_RXTH_A,
     L_RXTH_B,
-) = range(31)
-N_L = 32  # one unused column: rows of 256 bytes
+) = range(29)
+N_L = 32  # three unused columns: rows of 256 bytes
+
+# N: int64 neighbours in the slot's timeout-class list (-1 = none), in their own small
+# array: moving a connection to its list's end touches its neighbours' rows, and 16
+# bytes per slot stay in the CPU caches where the 256-byte L rows do not.
+N_PREV, N_NEXT = range(2)
+N_N = 2
 
 # I: int32
 I_A_PORT, I_B_PORT, I_VLAN, I_INNER_VLAN, I_HEAD_A, I_HEAD_B, I_HIST_LEN = range(7)
@@ -603,29 +608,29 @@ def rebuild_index(index: np.ndarray, L: np.ndarray, live: np.ndarray) -> None:
 
 
 @inline_kernel
-def list_unlink(s: int, L: np.ndarray, U: np.ndarray, M: np.ndarray) -> None:
+def list_unlink(s: int, N: np.ndarray, U: np.ndarray, M: np.ndarray) -> None:
     c = U[s, U_CLASS]
-    p, n = L[s, L_PREV], L[s, L_NEXT]
+    p, n = N[s, N_PREV], N[s, N_NEXT]
     if p >= 0:
-        L[p, L_NEXT] = n
+        N[p, N_NEXT] = n
     else:
         M[M_HEAD0 + c] = n
     if n >= 0:
-        L[n, L_PREV] = p
+        N[n, N_PREV] = p
     else:
         M[M_TAIL0 + c] = p
-    L[s, L_PREV] = -1
-    L[s, L_NEXT] = -1
+    N[s, N_PREV] = -1
+    N[s, N_NEXT] = -1
 
 
 @inline_kernel
-def list_append(s: int, L: np.ndarray, U: np.ndarray, M: np.ndarray) -> None:
+def list_append(s: int, N: np.ndarray, U: np.ndarray, M: np.ndarray) -> None:
     c = U[s, U_CLASS]
     t = M[M_TAIL0 + c]
-    L[s, L_PREV] = t
-    L[s, L_NEXT] = -1
+    N[s, N_PREV] = t
+    N[s, N_NEXT] = -1
     if t >= 0:
-        L[t, L_NEXT] = s
+        N[t, N_NEXT] = s
     else:
         M[M_HEAD0 + c] = s
     M[M_TAIL0 + c] = s
@@ -689,12 +694,12 @@ def emit_row(
 
 @inline_kernel
 def release(
-    s: int, index: np.ndarray, L: np.ndarray, U: np.ndarray, free: np.ndarray,
-    blk_free: np.ndarray, M: np.ndarray,
+    s: int, index: np.ndarray, L: np.ndarray, N: np.ndarray, U: np.ndarray,
+    free: np.ndarray, blk_free: np.ndarray, M: np.ndarray,
 ) -> None:  # fmt: skip
     """Take slot `s` out of the index and its list; return it and its head blocks."""
     index_remove(index, L, s)
-    list_unlink(s, L, U, M)
+    list_unlink(s, N, U, M)
     for col in (L_BLK_A, L_BLK_B):
         blk = L[s, col]
         if blk >= 0:
@@ -732,7 +737,8 @@ def new_slot(
     index_pos: int, index: np.ndarray,
     index_: np.ndarray, ts: np.ndarray, vlan: np.ndarray, inner_vlan: np.ndarray,
     svc_tcp: np.ndarray, svc_udp: np.ndarray, icmp_reply: np.ndarray,
-    K: np.ndarray, L: np.ndarray, I: np.ndarray, U: np.ndarray, H: np.ndarray, M: np.ndarray,
+    K: np.ndarray, L: np.ndarray, N: np.ndarray, I: np.ndarray, U: np.ndarray,
+    H: np.ndarray, M: np.ndarray,
 ) -> None:  # fmt: skip
     """Initialise slot `s` for a connection whose first packet is `p`."""
     for j in range(N_K):
@@ -766,7 +772,7 @@ def new_slot(
         add_history(s, ord("^"), True, U, I, H)  # flipped before the first letter
     index[index_pos] = s
     M[M_LIVE] += 1
-    list_append(s, L, U, M)
+    list_append(s, N, U, M)
 
 
 @inline_kernel
@@ -902,9 +908,9 @@ def run_batch(
     # fragments seen
     frag_key: np.ndarray, frag_ports: np.ndarray,
     # live table
-    index: np.ndarray, K: np.ndarray, L: np.ndarray, I: np.ndarray, U: np.ndarray,
-    H: np.ndarray, free: np.ndarray, heads: np.ndarray, blk_free: np.ndarray,
-    M: np.ndarray,
+    index: np.ndarray, K: np.ndarray, L: np.ndarray, N: np.ndarray, I: np.ndarray,
+    U: np.ndarray, H: np.ndarray, free: np.ndarray, heads: np.ndarray,
+    blk_free: np.ndarray, M: np.ndarray,
     # output rows
     OK: np.ndarray, OL: np.ndarray, OI: np.ndarray, OU: np.ndarray, var: np.ndarray,
 ) -> tuple[int, int]:  # fmt: skip
@@ -924,7 +930,7 @@ def run_batch(
                 if not room_for_rows(1, OL, var, M):
                     return NEED_OUT, p
                 emit_row(s, L, I, U, K, H, heads, OK, OL, OI, OU, var, M)
-                release(s, index, L, U, free, blk_free, M)
+                release(s, index, L, N, U, free, blk_free, M)
         if not room_for_rows(2, OL, var, M):
             return NEED_OUT, p
         if M[M_BLK_TOP] < 1:
@@ -1003,13 +1009,13 @@ def run_batch(
                 split = closed_for_reuse(s, flags, seq, L, U)
             if split:
                 emit_row(s, L, I, U, K, H, heads, OK, OL, OI, OU, var, M)
-                release(s, index, L, U, free, blk_free, M)
+                release(s, index, L, N, U, free, blk_free, M)
                 s, pos = index_find(index, K, h, w[0], w[1], w[2], w[3], w[4], w[5])
         if s < 0:
             if M[M_LIVE] >= M[M_MAX_LIVE]:
                 victim = oldest_live(L, M)
                 emit_row(victim, L, I, U, K, H, heads, OK, OL, OI, OU, var, M)
-                release(victim, index, L, U, free, blk_free, M)
+                release(victim, index, L, N, U, free, blk_free, M)
                 M[M_EVICTED] += 1
                 s, pos = index_find(index, K, h, w[0], w[1], w[2], w[3], w[4], w[5])
             M[M_FREE_TOP] -= 1
@@ -1017,11 +1023,11 @@ def run_batch(
             new_slot(
                 p, s, a_sent, proto, cls, flags, icmp_type, w, a_port, b_port, h, pos,
                 index, index_, ts, vlan, inner_vlan, svc_tcp, svc_udp, icmp_reply,
-                K, L, I, U, H, M,
+                K, L, N, I, U, H, M,
             )  # fmt: skip
         elif M[M_TAIL0 + cls] != s:  # most recently active goes last
-            list_unlink(s, L, U, M)
-            list_append(s, L, U, M)
+            list_unlink(s, N, U, M)
+            list_append(s, N, U, M)
 
         # counters
         pl = int(payload_len[p])
@@ -1058,7 +1064,7 @@ def run_batch(
 
 @kernel
 def flush_all(
-    K: np.ndarray, L: np.ndarray, I: np.ndarray, U: np.ndarray, H: np.ndarray,
+    K: np.ndarray, L: np.ndarray, N: np.ndarray, I: np.ndarray, U: np.ndarray, H: np.ndarray,
     heads: np.ndarray, index: np.ndarray, free: np.ndarray, blk_free: np.ndarray,
     M: np.ndarray, OK: np.ndarray, OL: np.ndarray, OI: np.ndarray, OU: np.ndarray,
     var: np.ndarray,
@@ -1070,5 +1076,5 @@ def flush_all(
                 return NEED_OUT
             s = M[M_HEAD0 + c]
             emit_row(s, L, I, U, K, H, heads, OK, OL, OI, OU, var, M)
-            release(s, index, L, U, free, blk_free, M)
+            release(s, index, L, N, U, free, blk_free, M)
     return DONE

@@ -69,7 +69,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from .kernel import kernel
+from .kernel import inline_kernel, kernel
 from .reader import RawBatch
 
 KIND_IP = 1
@@ -307,39 +307,39 @@ REASON_KEYS: tuple[str, ...] = (
 # Big-endian reads at absolute offsets into the batch buffer; callers check lengths first.
 
 
-@kernel
+@inline_kernel
 def _byte(buf: np.ndarray, p: int) -> int:
     """buf[p] as a signed 64-bit integer (numba's int() of an unsigned value stays
     unsigned, and unsigned mixed with signed arithmetic turns into floats)."""
     return np.int64(buf[p])  # type: ignore[return-value]
 
 
-@kernel
+@inline_kernel
 def _be16(buf: np.ndarray, p: int) -> int:
     return (_byte(buf, p) << 8) | _byte(buf, p + 1)
 
 
-@kernel
+@inline_kernel
 def _be32(buf: np.ndarray, p: int) -> int:
     return (_be16(buf, p) << 16) | _be16(buf, p + 2)
 
 
-@kernel
+@inline_kernel
 def _be48(buf: np.ndarray, p: int) -> np.uint64:
     return (np.uint64(_be16(buf, p)) << np.uint64(32)) | np.uint64(_be32(buf, p + 2))
 
 
-@kernel
+@inline_kernel
 def _be64(buf: np.ndarray, p: int) -> np.uint64:
     return (np.uint64(_be32(buf, p)) << np.uint64(32)) | np.uint64(_be32(buf, p + 4))
 
 
-@kernel
+@inline_kernel
 def _le16(buf: np.ndarray, p: int) -> int:
     return _byte(buf, p) | (_byte(buf, p + 1) << 8)
 
 
-@kernel
+@inline_kernel
 def _le32(buf: np.ndarray, p: int) -> int:
     return _le16(buf, p) | (_le16(buf, p + 2) << 16)
 
@@ -356,17 +356,17 @@ ArpFields = namedtuple("ArpFields", "reason sha spa tha tpa")
 U0 = np.uint64(0)
 
 
-@kernel
+@inline_kernel
 def _link_fail(reason: int, detail: int) -> Any:
     return Link(reason, detail, 0, 0, False, U0, U0, NO_VLAN, NO_VLAN)
 
 
-@kernel
+@inline_kernel
 def _net_fail(reason: int) -> Any:
     return Net(reason, 0, 0, FRAG_NONE, 0, 0, 0, U0, U0, U0, U0)
 
 
-@kernel
+@inline_kernel
 def _ports_fail(reason: int) -> Any:
     return Ports(reason, 0, 0, 0, 0, 0, 0)
 
@@ -374,12 +374,12 @@ def _ports_fail(reason: int) -> Any:
 # ---------------------------------------------------------------------------- link layer
 
 
-@kernel
+@inline_kernel
 def _is_vlan_tpid(et: int) -> bool:
     return et == VLAN_TPIDS[0] or et == VLAN_TPIDS[1] or et == VLAN_TPIDS[2]
 
 
-@kernel
+@inline_kernel
 def _vlan_tags(
     buf: np.ndarray, p: int, cap: int, l3: int, et: int, has_mac: bool, dst: Any, src: Any
 ) -> Any:
@@ -402,7 +402,7 @@ def _vlan_tags(
     return Link(OK, 0, l3, et, has_mac, dst, src, vlan, inner_vlan)
 
 
-@kernel
+@inline_kernel
 def _ethernet(buf: np.ndarray, p: int, cap: int) -> Any:
     if cap < ETH.size:
         return _link_fail(R_TRUNCATED_LINK, 0)
@@ -410,7 +410,7 @@ def _ethernet(buf: np.ndarray, p: int, cap: int) -> Any:
     return _vlan_tags(buf, p, cap, ETH.size, _be16(buf, p + ETH.type), True, dst, src)
 
 
-@kernel
+@inline_kernel
 def _linux_cooked(buf: np.ndarray, p: int, cap: int, linktype: int) -> Any:
     """SLL and SLL2: only the sender's address, so has_mac stays False."""
     if linktype == LT_SLL:
@@ -422,7 +422,7 @@ def _linux_cooked(buf: np.ndarray, p: int, cap: int, linktype: int) -> Any:
     return _vlan_tags(buf, p, cap, size, _be16(buf, p + et_at), False, U0, U0)
 
 
-@kernel
+@inline_kernel
 def _is_raw_ip(linktype: int) -> bool:
     return (
         linktype == LT_RAW
@@ -433,12 +433,12 @@ def _is_raw_ip(linktype: int) -> bool:
     )
 
 
-@kernel
+@inline_kernel
 def _no_mac(l3: int, et: int) -> Any:
     return Link(OK, 0, l3, et, False, U0, U0, NO_VLAN, NO_VLAN)
 
 
-@kernel
+@inline_kernel
 def _raw_ip(buf: np.ndarray, p: int, cap: int, linktype: int) -> Any:
     """The packet starts with its IP header: the version comes from the link type (228,
     229) or the first nibble."""
@@ -456,7 +456,7 @@ def _raw_ip(buf: np.ndarray, p: int, cap: int, linktype: int) -> Any:
     return _link_fail(R_BAD_IP_VERSION, 0)
 
 
-@kernel
+@inline_kernel
 def _loopback(buf: np.ndarray, p: int, cap: int, linktype: int) -> Any:
     """NULL: the address family in the capturing host's byte order (a value below 0x10000
     read little-endian is unambiguous); LOOP: big-endian."""
@@ -474,7 +474,7 @@ def _loopback(buf: np.ndarray, p: int, cap: int, linktype: int) -> Any:
     return _link_fail(R_LOOPBACK_AF, af)
 
 
-@kernel
+@inline_kernel
 def _link(buf: np.ndarray, p: int, cap: int, linktype: int) -> Any:
     if linktype == LT_ETHERNET:
         return _ethernet(buf, p, cap)
@@ -490,7 +490,7 @@ def _link(buf: np.ndarray, p: int, cap: int, linktype: int) -> Any:
 # ---------------------------------------------------------------------------------- ARP
 
 
-@kernel
+@inline_kernel
 def _arp(buf: np.ndarray, p: int, avail: int) -> Any:
     """Ethernet/IPv4 ARP: sender and target MAC and IPv4."""
     if avail < ARP.size:
@@ -516,7 +516,7 @@ def _arp(buf: np.ndarray, p: int, avail: int) -> Any:
 # headers per the IP length.
 
 
-@kernel
+@inline_kernel
 def _ipv4(buf: np.ndarray, p: int, avail: int, wire: int) -> Any:
     if avail < IP4.size:
         return _net_fail(R_TRUNCATED_IPV4)
@@ -550,7 +550,7 @@ def _ipv4(buf: np.ndarray, p: int, avail: int, wire: int) -> Any:
     )
 
 
-@kernel
+@inline_kernel
 def _is_ipv6_ext(nh: int) -> bool:
     return (
         nh == IPV6_HOPOPTS
@@ -561,7 +561,7 @@ def _is_ipv6_ext(nh: int) -> bool:
     )
 
 
-@kernel
+@inline_kernel
 def _ipv6(buf: np.ndarray, p: int, avail: int) -> Any:
     """The fixed header, then extension headers until a transport protocol, ESP,
     no-next-header or a non-first fragment; at most MAX_IPV6_EXT of them."""
@@ -616,7 +616,7 @@ def _ipv6(buf: np.ndarray, p: int, avail: int) -> Any:
 # ------------------------------------------------------------------------ transport layer
 
 
-@kernel
+@inline_kernel
 def _transport(buf: np.ndarray, p: int, avail: int, pay: int, frag: int, proto: int) -> Any:
     """TCP, UDP and ICMP/ICMPv6 headers at `p` (`avail` bytes captured from there, `pay`
     bytes of IP payload); other protocols and later fragments are all payload (hdr 0)."""
@@ -662,7 +662,7 @@ def _transport(buf: np.ndarray, p: int, avail: int, pay: int, frag: int, proto: 
 # ----------------------------------------------------------------------- one packet, all
 
 
-@kernel
+@inline_kernel
 def _not_ip(linktype: int, et: int) -> tuple[int, int]:
     """(reason, detail) of a frame that is neither IPv4, IPv6 nor ARP."""
     if linktype == LT_ETHERNET and et <= ETHER_MAX_LEN:  # an 802.3 length, not a type
@@ -670,7 +670,7 @@ def _not_ip(linktype: int, et: int) -> tuple[int, int]:
     return R_ETHERTYPE, et
 
 
-@kernel
+@inline_kernel
 def _store_ip(
     out: Any, k: int, index: int, ts_ns: int, link: Any, net: Any, l4: Any, at: int, avail: int
 ) -> None:
@@ -705,7 +705,7 @@ def _store_ip(
     out.caplen_payload[k] = min(max(avail - l4.hdr, 0), payload_len)
 
 
-@kernel
+@inline_kernel
 def _store_arp(out: Any, k: int, index: int, ts_ns: int, link: Any, arp: Any) -> None:
     """Row k of `out`: an ARP packet (no IP-level fields)."""
     out.index[k] = index

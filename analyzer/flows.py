@@ -271,6 +271,7 @@ class _Live:
     def __init__(self, capacity: int, blocks: int) -> None:
         self.K = np.zeros((capacity, ct.K_COLS), dtype=np.uint64)
         self.L = np.zeros((capacity, ct.N_L), dtype=np.int64)
+        self.N = np.full((capacity, ct.N_N), -1, dtype=np.int64)
         self.I = np.zeros((capacity, ct.N_I), dtype=np.int32)
         self.U = np.zeros((capacity, ct.N_U), dtype=np.uint8)
         self.H = np.zeros((capacity, ct.HIST_MAX), dtype=np.uint8)
@@ -291,9 +292,9 @@ class _Live:
     def grow_slots(self, capacity: int) -> None:
         """More slots (ids stay), and an index sized for them."""
         old = self.capacity
-        for name in ("K", "L", "I", "U", "H"):
+        for name in ("K", "L", "N", "I", "U", "H"):
             arr = getattr(self, name)
-            grown = np.zeros((capacity, *arr.shape[1:]), dtype=arr.dtype)
+            grown = np.full((capacity, *arr.shape[1:]), -1 if name == "N" else 0, arr.dtype)
             grown[:old] = arr
             setattr(self, name, grown)
         top = int(self.M[ct.M_FREE_TOP])
@@ -426,7 +427,7 @@ class FlowTable:
                 self._timeout_ns, PROTO_CLASSES, self._svc_tcp, self._svc_udp,
                 ICMP_COUNTERPART, ICMP_IS_REPLY,
                 self._frag_key, self._frag_ports,
-                live.index, live.K, live.L, live.I, live.U, live.H, live.free,
+                live.index, live.K, live.L, live.N, live.I, live.U, live.H, live.free,
                 live.heads, live.blk_free, live.M,
                 self._out.OK, self._out.OL, self._out.OI, self._out.OU, self._out.var,
             )  # fmt: skip
@@ -514,7 +515,7 @@ class FlowTable:
         live = self._live
         while True:
             status = ct.flush_all(
-                live.K, live.L, live.I, live.U, live.H, live.heads, live.index,
+                live.K, live.L, live.N, live.I, live.U, live.H, live.heads, live.index,
                 live.free, live.blk_free, live.M,
                 self._out.OK, self._out.OL, self._out.OI, self._out.OU, self._out.var,
             )  # fmt: skip

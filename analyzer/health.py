@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .kernel import kernel
+from .kernel import inline_kernel, kernel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,7 +90,7 @@ FNV_PRIME = np.uint64(0x100000001B3)
 NEVER = np.iinfo(np.int64).max
 
 
-@kernel
+@inline_kernel
 def frame_hash(buf: np.ndarray, off: int, caplen: int, wirelen: int) -> np.uint64:
     """A multiply-xorshift hash of the lengths and the first DUP_HEAD_BYTES captured
     bytes, taken 8 bytes at a time (little-endian words; a short tail byte by byte)."""

@@ -21,15 +21,12 @@ from .errors import UsageError
 from .flows import FlowTable
 from .health import capture_health
 from .output import RunInfo, folder_name, metadata, write_tables
-from .reader import Capture, CaptureStats, RawBatch
+from .reader import BATCH_PACKETS, Capture, CaptureStats, RawBatch
 from .signatures import Catalog, load_catalog
 from .site import Site, load_site
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
-# Records per batch: large enough that numpy's per-call overhead vanishes, small enough
-# that the batch's working set stays in a few MiB (measured in benchmarks/).
-BATCH_PACKETS = 65536
 
 # Bytes a record takes in the stream besides its captured bytes: the pcap record header;
 # a pcapng Enhanced Packet Block's header and trailer (options not counted).

@@ -3,7 +3,7 @@ from magic bytes (never the file name) and yield raw records in batches. No deco
 
 INTERFACE (fixed; other modules depend on it):
 
-    with Capture(path_or_dash, batch_packets=65536) as cap:
+    with Capture(path_or_dash, batch_packets=8192) as cap:
         for raw in cap.batches():      # RawBatch
             ...
         cap.stats                      # CaptureStats, complete after batches() is exhausted
@@ -105,13 +105,23 @@ CHUNK_BYTES = 8 * 2**20
 HEADROOM_BYTES = 16 + PCAP_MAX_CAPLEN + 64
 # Slack after the data so the decoder can gather a fixed-width window at any packet.
 TAIL_PAD_BYTES = 512
+# Records per batch: 8 Ki packets of a few hundred bytes each (a few MiB) are still in
+# the CPU caches when decode and the connection table read them after the walk; 64 Ki
+# were not (decode took twice as long; docs/performance.md). The per-batch Python
+# overhead stays small at this size.
+BATCH_PACKETS = 8192
 RING_SLOTS = 3  # chunk being decoded, chunk read ahead, chunk being read
 # Regular uncompressed files are memory-mapped instead (measured: the read copy cost
 # 0.4 s per GB; see docs/performance.md). The walk and the hasher stay within
 # MAP_AHEAD_BYTES of each other; pages both passed are dropped every DROP_STEP_BYTES.
+# Mapped pages count in the RSS once touched: two chunks ahead and a 4 MiB drop step
+# hold the reader's peak about 25 MiB below four chunks and 16 MiB (measured on the
+# 2 M-packet benchmark capture: 156 against 181 MiB, no slower beyond the noise). One
+# chunk ahead saved 4 MiB more, but on a loaded machine the walk then waited for the
+# hashing thread more often.
 MAP_FILES = True
-MAP_AHEAD_BYTES = 4 * CHUNK_BYTES
-DROP_STEP_BYTES = 16 * 2**20
+MAP_AHEAD_BYTES = 2 * CHUNK_BYTES
+DROP_STEP_BYTES = 4 * 2**20
 HASH_STEP_BYTES = 4 * 2**20
 # How far an SPB at the start of a section looks for the next timestamp (one chunk).
 SPB_LOOKAHEAD_BYTES = CHUNK_BYTES
@@ -567,10 +577,9 @@ class Capture:
     """A capture file (or stdin) opened for reading; see the module docstring."""
 
     def __init__(
-        self, path: str | Path, *, batch_packets: int = 65536, stop: StopFn | None = None
+        self, path: str | Path, *, batch_packets: int = BATCH_PACKETS, stop: StopFn | None = None
     ) -> None:
-        # batch_packets default: 64 Ki packets keep the per-batch overhead negligible
-        # while the decoder's scratch arrays stay a few MiB.
+        # batch_packets: see BATCH_PACKETS.
         # stop: asked while reading; once True, reading ends (see the module docstring,
         # "Interrupts") and `stopped` turns True.
         self._path = path

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernel import kernel
+from .kernel import inline_kernel, kernel
 
 # Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD: larger pcap records are treated as corrupt.
 PCAP_MAX_CAPLEN = 262_144
@@ -154,13 +154,13 @@ def new_state() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- byte reads
 
 
-@kernel
+@inline_kernel
 def _u16(buf: np.ndarray, p: int, big: bool) -> int:
     a, b = int(buf[p]), int(buf[p + 1])
     return (a << 8) | b if big else (b << 8) | a
 
 
-@kernel
+@inline_kernel
 def _u32(buf: np.ndarray, p: int, big: bool) -> int:
     a, b = int(buf[p]), int(buf[p + 1])
     c, d = int(buf[p + 2]), int(buf[p + 3])
@@ -169,7 +169,7 @@ def _u32(buf: np.ndarray, p: int, big: bool) -> int:
     return (d << 24) | (c << 16) | (b << 8) | a
 
 
-@kernel
+@inline_kernel
 def _i64(buf: np.ndarray, p: int, big: bool) -> int:
     """A signed 64-bit integer (if_tsoffset)."""
     if big:
@@ -184,7 +184,7 @@ def _i64(buf: np.ndarray, p: int, big: bool) -> int:
 # ---------------------------------------------------------------------- timestamps
 
 
-@kernel
+@inline_kernel
 def scale_ts(hi: int, lo: int, tsresol: int, offset_s: int) -> tuple[int, bool]:
     """A pcapng timestamp (two u32 words, in units of if_tsresol, plus if_tsoffset
     seconds) as int64 nanoseconds since 1970, and whether it had to be clamped into
@@ -241,7 +241,7 @@ def scale_ts(hi: int, lo: int, tsresol: int, offset_s: int) -> tuple[int, bool]:
     return int(np.int64(total) * NS_PER_S + ns), False
 
 
-@kernel
+@inline_kernel
 def reaches_present(tsresol: int) -> bool:
     """Can a 64-bit counter in if_tsresol units reach 1971? (10^-19 s and 2^-63 s can,
     finer resolutions cannot: their timestamps all fall into the first seconds of 1970.)"""
@@ -307,7 +307,7 @@ def walk_pcap(
 # ----------------------------------------------------------------------------- pcapng
 
 
-@kernel
+@inline_kernel
 def _parse_idb(
     buf: np.ndarray, p: int, blen: int, big: bool, row: np.ndarray, cnt: np.ndarray
 ) -> None:
@@ -339,7 +339,7 @@ def _parse_idb(
     row[IF_TSOFFSET] = tsoffset
 
 
-@kernel
+@inline_kernel
 def _block_ok(buf: np.ndarray, p: int, blen: int, end: int, big: bool) -> bool:
     """A complete block of sane length whose trailing length matches."""
     if blen < BLK_MIN_LEN or blen % 4 or blen > PCAPNG_MAX_BLOCK or p + blen > end:
@@ -347,7 +347,7 @@ def _block_ok(buf: np.ndarray, p: int, blen: int, end: int, big: bool) -> bool:
     return _u32(buf, p + blen - 4, big) == blen
 
 
-@kernel
+@inline_kernel
 def _next_timestamp(
     buf: np.ndarray, p: int, look_end: int, big: bool, nif: int, ifc: np.ndarray, st: np.ndarray
 ) -> int:
@@ -379,7 +379,7 @@ def _next_timestamp(
     return ts
 
 
-@kernel
+@inline_kernel
 def _corrupt(st: np.ndarray, what: int, value: int, value2: int) -> int:
     st[ST_BAD_WHAT] = what
     st[ST_BAD_VALUE] = value

@@ -1,20 +1,29 @@
-"""Throughput and peak memory of pcapclass against tshark and a naive dpkt loop, on the
-same generated capture, in one run. Not a test: prints figures for docs/performance.md.
+"""Throughput and peak memory of pcapclass beside the C flow meter argus and tshark, on the
+same generated capture, in one run: several rounds, the contenders interleaved in each,
+medians quoted as ratios. Not a test: prints figures for docs/performance.md.
 
-    .venv/bin/python benchmarks/bench_pipeline.py                  # 2 M packets
-    .venv/bin/python benchmarks/bench_pipeline.py --packets 10000000 --only pcapclass,reader
-    .venv/bin/python benchmarks/bench_pipeline.py --repeat 3       # best of 3 on a shared machine
+    .venv/bin/python benchmarks/bench_pipeline.py --repeat 3       # what `make bench` runs
+    .venv/bin/python benchmarks/bench_pipeline.py --packets 10000000 --only pcapclass,argus
+    .venv/bin/python benchmarks/bench_pipeline.py --only breakdown  # kernels in-process
 
-Each contender runs as its own subprocess; wall time is measured around it and its peak
-RSS comes from os.wait4 (ru_maxrss of that child, or of a helper process it started
-and waited for, such as the reader's record scout, if that was larger). Contenders:
-  pcapclass  `.venv/bin/pcapclass FILE -o TMPDIR` end to end (skipped, and said so, while
-             the CLI does not exist yet)
-  reader     analyzer.reader + analyzer.decode alone (what the hot path costs)
-  tshark     `tshark -r FILE -q -z conv,tcp -z conv,udp`
-  dpkt       dpkt.pcap.Reader + dpkt.ethernet.Ethernet on every packet (a naive Python decoder)
-  breakdown  reader + decode in-process: wall time without interpreter start-up, and CPU
-             time of the main thread (record scan, decode) and of the helper threads
+Each contender runs as its own subprocess (or a short sequence of them); wall time is
+measured around it and its peak RSS is ru_maxrss from os.wait4 (the highest of the
+steps, for a contender of several). Contenders:
+  pcapclass  `.venv/bin/pcapclass FILE -o TMPDIR` end to end, interpreter start-up included
+  demo       the same on sample_pcaps/mixed_site.pcapng (1,399 packets): the start-up cost
+             and the memory baseline (imports, compiled kernels) of any run
+  reader     analyzer.reader + analyzer.decode alone
+  argus      `argus -r FILE -w TMP.argus`, then `ra -n -r TMP.argus` printing the flow
+             records (Debian's argus-server and argus-client); the comparable C job:
+             read, decode, a flow table, one record per flow (argus also writes a status
+             record per flow every 5 s of capture time, its default)
+  tshark     `tshark -n -r FILE -q -z conv,tcp -z conv,udp` (conversation statistics)
+  dpkt       dpkt.pcap.Reader + dpkt.ethernet.Ethernet on every packet (a naive Python
+             decoder; not in the default set: about 30 s per round)
+  breakdown  in one process, after a warm-up: CPU time of the main thread in the record
+             walk (reader batches, frame counters), decode_batch and FlowTable.add, and
+             of the SHA-256 thread; the kernels' packets per second
+A contender whose tool is not installed is skipped, and said so.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,10 +48,11 @@ from gen_capture import ensure_capture  # noqa: E402
 
 VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
+DEMO_CAPTURE = ROOT / "sample_pcaps" / "mixed_site.pcapng"
+DEFAULT_CONTENDERS = "pcapclass,argus,tshark,reader,demo,breakdown"
 
 READER_SNIPPET = """
 import sys
-from collections import Counter
 from analyzer.reader import Capture
 from analyzer.decode import decode_batch
 kept = 0
@@ -53,25 +64,41 @@ print(cap.stats.packets, kept, cap.stats.sha256)
 
 BREAKDOWN_SNIPPET = """
 import resource, sys, time
+from collections import Counter
 from analyzer.reader import Capture
 from analyzer.decode import decode_batch
+from analyzer.flows import FlowTable
+from analyzer.signatures import load_catalog
+catalog = load_catalog()
+with Capture(sys.argv[1], batch_packets=64) as cap:  # warm-up: load (or compile) the kernels
+    raw = next(iter(cap.batches()))
+    FlowTable(capture_name="warm-up").add(decode_batch(raw, Counter()))
 r0 = resource.getrusage(resource.RUSAGE_SELF)
 t0, main0 = time.perf_counter(), time.thread_time()
-dec = 0.0
+dec = add = 0.0
+table = FlowTable(  # as pipeline.analyze makes it
+    capture_name="bench",
+    service_ports=catalog.service_ports(),
+    dns_names={name for sig in catalog.signatures for name in sig.remote_hosts},
+)
 with Capture(sys.argv[1]) as cap:
     for raw in cap.batches():
         d0 = time.thread_time()
         pb = decode_batch(raw, cap.stats.skipped)
-        dec += time.thread_time() - d0
+        d1 = time.thread_time()
+        table.add(pb)
+        dec += d1 - d0
+        add += time.thread_time() - d1
 wall, main = time.perf_counter() - t0, time.thread_time() - main0
 r1 = resource.getrusage(resource.RUSAGE_SELF)
-ch = resource.getrusage(resource.RUSAGE_CHILDREN)
 cpu = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
 n = cap.stats.packets
-print(f"in-process reader+decode: {wall:.2f} s wall ({n / wall / 1e6:.2f} M packets/s); "
-      f"CPU: main thread {main:.2f} s (scan + batch arrays {main - dec:.2f} s, "
-      f"decode {dec:.2f} s), helper threads (read/SHA-256) {cpu - main:.2f} s, "
-      f"record-scout process {ch.ru_utime + ch.ru_stime:.2f} s")
+walk = main - dec - add
+print(f"in-process read + decode + flows: {wall:.2f} s wall ({n / wall / 1e6:.2f} M packets/s),"
+      f" main thread {main:.2f} s CPU ({n / main / 1e6:.2f} M packets/s): walk + frame"
+      f" counters {walk:.2f} s ({n / walk / 1e6:.1f} M/s), decode {dec:.2f} s"
+      f" ({n / dec / 1e6:.1f} M/s), connection table {add:.2f} s ({n / add / 1e6:.1f} M/s);"
+      f" SHA-256 thread {cpu - main:.2f} s CPU")
 """
 
 DPKT_SNIPPET = """
@@ -103,7 +130,7 @@ def run_child(name: str, argv: list[str], *, timeout_s: float, cwd: Path = ROOT)
     """Run argv, return wall time and the child's own peak RSS (os.wait4); a child still
     running after timeout_s is killed and reported as not finished."""
     # Output goes to temporary files, not pipes: a child printing more than a pipe holds
-    # (pcapclass's findings table) would block forever while we sit in wait4.
+    # (pcapclass's findings table, ra's records) would block forever while we sit in wait4.
     with tempfile.TemporaryFile() as out_fh, tempfile.TemporaryFile() as err_fh:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=cwd, stdout=out_fh, stderr=err_fh)
@@ -125,28 +152,60 @@ def run_child(name: str, argv: list[str], *, timeout_s: float, cwd: Path = ROOT)
     return Run(name, wall, usage.ru_maxrss / 1024, ok, note)
 
 
-def summarise(tries: list[Run]) -> Run:
-    """Best wall time of the runs that finished, with the highest peak RSS of all."""
-    done = [r for r in tries if r.ok]
+def run_steps(name: str, steps: list[list[str]], *, timeout_s: float) -> Run:
+    """A contender of several commands run one after the other (argus, then ra): the
+    wall times add up, the peak RSS is the highest step's; the first failure ends it."""
+    wall = peak = 0.0
+    for argv in steps:
+        run = run_child(name, argv, timeout_s=timeout_s)
+        wall += run.wall_s
+        peak = max(peak, run.peak_rss_mib)
+        if not run.ok:
+            return Run(name, wall, peak, False, run.note)
+    return Run(name, wall, peak, True)
+
+
+@dataclass(frozen=True)
+class Summary:
+    name: str
+    rounds: int
+    median_s: float
+    best_s: float
+    peak_rss_mib: float  # highest over the rounds
+
+
+def summarise(tries: list[Run]) -> Summary | None:
+    """Median and best wall time of the runs that finished, the highest peak RSS of all."""
+    done = [r.wall_s for r in tries if r.ok]
     if not done:
-        return tries[-1]
-    best = min(done, key=lambda r: r.wall_s)
-    return Run(best.name, best.wall_s, max(r.peak_rss_mib for r in tries), True)
+        return None
+    peak = max(r.peak_rss_mib for r in tries)
+    return Summary(tries[0].name, len(done), statistics.median(done), min(done), peak)
 
 
-def contenders(capture: Path, outdir: Path) -> dict[str, list[str] | str]:
+def contenders(capture: Path, outdir: Path) -> dict[str, list[list[str]] | str]:
+    """name -> the commands one run of it takes, or why it is skipped."""
     cli = VENV_BIN / "pcapclass"
     tshark = shutil.which("tshark")
+    argus = shutil.which("argus", path=os.environ.get("PATH", "") + ":/usr/sbin")
+    ra = shutil.which("ra")
+    argus_file = str(outdir) + ".argus"
     return {
-        "pcapclass": [str(cli), str(capture), "-o", str(outdir)]
+        "pcapclass": [[str(cli), str(capture), "-o", str(outdir)]]
         if cli.exists()
-        else "skipped: .venv/bin/pcapclass does not exist yet",
-        "reader": [PYTHON, "-c", READER_SNIPPET, str(capture)],
-        "tshark": [tshark, "-n", "-r", str(capture), "-q", "-z", "conv,tcp", "-z", "conv,udp"]
+        else "skipped: .venv/bin/pcapclass does not exist",
+        "argus": [[argus, "-r", str(capture), "-w", argus_file], [ra, "-n", "-r", argus_file]]
+        if argus and ra
+        else "skipped: argus or ra is not installed (Debian: argus-server, argus-client)",
+        "tshark": [[tshark, "-n", "-r", str(capture), "-q", "-z", "conv,tcp", "-z", "conv,udp"]]
         if tshark
         else "skipped: tshark is not installed",
-        "dpkt": [PYTHON, "-c", DPKT_SNIPPET, str(capture)],
-        "breakdown": [PYTHON, "-c", BREAKDOWN_SNIPPET, str(capture)],
+        "reader": [[PYTHON, "-c", READER_SNIPPET, str(capture)]],
+        "demo": [[str(cli), str(DEMO_CAPTURE), "-o", str(outdir) + "-demo"]]
+        if cli.exists()
+        else "skipped: .venv/bin/pcapclass does not exist",
+        "dpkt": [[PYTHON, "-c", DPKT_SNIPPET, str(capture)]],
+        "breakdown": [[PYTHON, "-c", BREAKDOWN_SNIPPET, str(capture)]],
     }
 
 
@@ -159,10 +218,42 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    try:
+        load = "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:
+        load = "load average unknown"
     return (
         f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({model}), "
-        f"Python {platform.python_version()}"
+        f"Python {platform.python_version()}, {load}"
     )
+
+
+def print_ratios(sums: dict[str, Summary], packets: int) -> None:
+    """The figures issue 8 sets targets for, from the medians of this run."""
+    pc = sums.get("pcapclass")
+    if pc is None:
+        return
+    print(
+        f"pcapclass end to end: {packets / pc.median_s / 1e6:.2f} M packets/s (median), "
+        f"peak RSS {pc.peak_rss_mib:.0f} MiB"
+    )
+    if "argus" in sums:
+        a = sums["argus"]
+        print(
+            f"pcapclass vs argus: {a.median_s / pc.median_s:.2f}x as fast "
+            f"(argus median {a.median_s:.2f} s / pcapclass median {pc.median_s:.2f} s); "
+            f"peak RSS {pc.peak_rss_mib:.0f} vs {a.peak_rss_mib:.0f} MiB"
+        )
+    if "tshark" in sums:
+        t = sums["tshark"]
+        print(
+            f"tshark vs pcapclass: tshark takes {t.median_s / pc.median_s:.1f}x as long "
+            f"({t.median_s:.2f} s / {pc.median_s:.2f} s); "
+            f"peak RSS {t.peak_rss_mib:.0f} vs {pc.peak_rss_mib:.0f} MiB"
+        )
+    if "reader" in sums:
+        share = sums["reader"].median_s / pc.median_s
+        print(f"reader + decode (own process) share of the end-to-end time: {share:.0%}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,16 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=None, help="default: packets / 100")
     ap.add_argument(
         "--only",
-        default="pcapclass,reader,tshark,dpkt,breakdown",
-        help="comma-separated subset of contenders (breakdown: where reader+decode "
-        "spend their CPU time, measured in-process)",
+        default=DEFAULT_CONTENDERS,
+        help=f"comma-separated contenders (default {DEFAULT_CONTENDERS}; also: dpkt)",
     )
     ap.add_argument(
         "--repeat",
         type=int,
-        default=1,
-        help="run each contender this many times, alternating; report the best and the "
-        "median wall time and the highest peak RSS (for machines shared with other jobs)",
+        default=3,
+        help="rounds; each runs every contender once, in turn (default 3): medians of "
+        "interleaved runs are what a shared machine allows comparing",
     )
     ap.add_argument(
         "--timeout-s",
@@ -200,49 +290,46 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]
-    results: dict[str, Run] = {}
     runs: dict[str, list[Run]] = {}
+    failed = False
     with tempfile.TemporaryDirectory(prefix="pcapclass-bench-") as tmp:
         for round_no in range(max(1, args.repeat)):
-            for name, cmd in contenders(capture, Path(tmp) / f"out{round_no}").items():
-                if name not in wanted:
-                    continue
+            table = contenders(capture, Path(tmp) / f"out{round_no}")
+            for name in wanted:
+                cmd = table.get(name, f"unknown contender (known: {', '.join(table)})")
                 if isinstance(cmd, str):
                     if round_no == 0:
                         print(f"{name:10s} {cmd}")
                     continue
                 if name == "breakdown":  # prints its own figures
-                    done_run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-                    print(done_run.stdout.strip() or done_run.stderr.strip().splitlines()[-1])
+                    done_run = subprocess.run(cmd[0], cwd=ROOT, capture_output=True, text=True)
+                    lines = (done_run.stdout.strip() or done_run.stderr.strip()).splitlines()
+                    print(f"{'breakdown':10s} {lines[-1] if lines else 'no output'}")
                     continue
-                run = run_child(name, cmd, timeout_s=args.timeout_s)
+                run = run_steps(name, cmd, timeout_s=args.timeout_s)
                 runs.setdefault(name, []).append(run)
                 rate = args.packets / run.wall_s / 1e6 if run.ok else 0.0
+                speed = "  (1,399 packets) " if name == "demo" else f"{rate:6.2f} M packets/s"
                 status = "" if run.ok else f"  FAILED ({run.note})"
+                failed |= not run.ok
                 print(
-                    f"{name:10s} {run.wall_s:7.2f} s  {rate:6.2f} M packets/s  "
+                    f"{name:10s} round {round_no + 1}: {run.wall_s:7.2f} s  {speed}  "
                     f"peak RSS {run.peak_rss_mib:7.1f} MiB{status}"
                 )
+            for path in Path(tmp).glob("*.argus"):  # 90 MB each: not kept between rounds
+                path.unlink()
+    sums: dict[str, Summary] = {}
     for name, tries in runs.items():
-        results[name] = summarise(tries)
-        if len(tries) > 1 and results[name].ok:
-            best = results[name]
-            walls = sorted(r.wall_s for r in tries)
-            print(
-                f"{name:10s} best of {len(tries)}: {best.wall_s:.2f} s "
-                f"({args.packets / best.wall_s / 1e6:.2f} M packets/s), median "
-                f"{walls[len(walls) // 2]:.2f} s, highest peak RSS {best.peak_rss_mib:.1f} MiB"
-            )
-    done = {name: run for name, run in results.items() if run.ok}
-    base = done.get("pcapclass") or done.get("reader")
-    if base is not None:
-        for other in ("tshark", "dpkt"):
-            if other in done:
-                print(f"{base.name} vs {other}: {done[other].wall_s / base.wall_s:.1f}x faster")
-        if "pcapclass" in done and "reader" in done:
-            share = done["reader"].wall_s / done["pcapclass"].wall_s
-            print(f"reader+decode share of the end-to-end time: {share:.0%}")
-    return 0 if all(r.ok for r in results.values()) else 1
+        summary = summarise(tries)
+        if summary is None:
+            continue
+        sums[name] = summary
+        print(
+            f"{name:10s} median of {summary.rounds}: {summary.median_s:.2f} s "
+            f"(best {summary.best_s:.2f} s), highest peak RSS {summary.peak_rss_mib:.1f} MiB"
+        )
+    print_ratios(sums, args.packets)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

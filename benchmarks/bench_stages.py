@@ -7,7 +7,10 @@ a test: prints figures for docs/performance.md).
 The stages are the calls analyzer.pipeline.analyze makes, in its order, on the capture
 benchmarks/gen_capture.py makes (generated once, then reused). Per stage: wall time, CPU
 time of this process (all its threads) and of any helper processes, resident set after
-the stage and the process's peak so far (getrusage).
+the stage and the process's peak so far (getrusage). "load kernels" loads the compiled
+kernels (numba's cache) on a few packets first; then the reading stage's main-thread CPU
+is split into the record walk (the reader's main-thread work), its frame counters
+(health.FrameCounters.update), decode_batch and FlowTable.add.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+from collections import Counter  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -30,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gen_capture import ensure_capture  # noqa: E402
 
-from analyzer import schema  # noqa: E402
+from analyzer import health, schema  # noqa: E402
 from analyzer.classify import classify  # noqa: E402
 from analyzer.decode import decode_batch  # noqa: E402
 from analyzer.flows import FlowTable  # noqa: E402
@@ -88,7 +92,26 @@ def main(argv: list[str] | None = None) -> int:
     stages.rows.append(imported)
     catalog = stages.run("load catalog", load_catalog)
 
+    def warm_up() -> None:
+        """Load (or, after an install, compile) the kernels on a few packets, so that
+        the reading stage below times the kernels, not their loading."""
+        with Capture(capture, batch_packets=64) as cap:
+            raw = next(iter(cap.batches()))
+            FlowTable(capture_name="warm-up").add(decode_batch(raw, Counter()))
+
+    stages.run("load kernels", warm_up)
+    kernel_cpu = {"record walk": 0.0, "frame counters": 0.0, "decode": 0.0}
+    kernel_cpu["connection table"] = 0.0
+    count_frames = health.FrameCounters.update
+
+    def timed_count_frames(self: health.FrameCounters, *args: Any) -> None:
+        t0 = time.thread_time()
+        count_frames(self, *args)
+        kernel_cpu["frame counters"] += time.thread_time() - t0
+
     def read() -> tuple[FlowTable, Any]:
+        main0 = time.thread_time()
+        health.FrameCounters.update = timed_count_frames  # type: ignore[method-assign]
         with Capture(capture) as cap:
             table = FlowTable(
                 capture_name=capture.name,
@@ -96,7 +119,16 @@ def main(argv: list[str] | None = None) -> int:
                 dns_names={name for sig in catalog.signatures for name in sig.remote_hosts},
             )
             for raw in cap.batches():
-                table.add(decode_batch(raw, cap.stats.skipped))
+                t0 = time.thread_time()
+                batch = decode_batch(raw, cap.stats.skipped)
+                t1 = time.thread_time()
+                table.add(batch)
+                kernel_cpu["decode"] += t1 - t0
+                kernel_cpu["connection table"] += time.thread_time() - t1
+        health.FrameCounters.update = count_frames  # type: ignore[method-assign]
+        main = time.thread_time() - main0
+        # the rest of the main thread: the walk kernel and the reader's Python around it
+        kernel_cpu["record walk"] = main - sum(kernel_cpu.values())
         return table, cap.stats
 
     table, stats = stages.run("read + decode + flows", read)
@@ -116,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         stages.run("write Parquet", lambda: write_tables(Path(tmp), tables, metadata(info)))
     print(f"capture: {capture} ({stats.packets:,} packets, {len(tables['flows']):,} flows)")
     stages.print(stats.packets)
+    main_cpu = sum(kernel_cpu.values())
+    print(
+        f"read + decode + flows, main thread: {main_cpu:.2f} s CPU "
+        f"({stats.packets / main_cpu / 1e6:.2f} M packets/s); the rest of that stage's "
+        "CPU is the SHA-256 thread"
+    )
+    for name, cpu in kernel_cpu.items():
+        print(f"  {name:22s} {cpu:6.2f}s CPU  ({stats.packets / cpu / 1e6:5.1f} M packets/s)")
     return 0
 
 
