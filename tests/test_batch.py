@@ -613,7 +613,7 @@ def test_killing_worker_processes_loses_nothing(tmp_path: Path) -> None:
     killed = 0
     deadline = time.monotonic() + 40
     while proc.poll() is None and killed < 2 and time.monotonic() < deadline:
-        workers = [c for c in driver.children(recursive=True) if _is_dask_worker(c)]
+        workers = _dask_workers(driver)
         if len(workers) == 2 and _some_done(out):  # the cluster is up and working
             time.sleep(rng.uniform(0.5, 2.0))
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -639,11 +639,17 @@ def _some_done(dataset: Path) -> bool:
         return False
 
 
-def _is_dask_worker(proc: object) -> bool:
+def _dask_workers(driver: object) -> list:
+    """The worker processes of a --workers N run: forks of its forkserver (the one child
+    whose command line runs multiprocessing.forkserver; the other is the resource
+    tracker)."""
+    import psutil
+
     try:
-        return "spawn_main" in " ".join(proc.cmdline())  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - it may have exited meanwhile
-        return False
+        servers = [c for c in driver.children() if "forkserver" in " ".join(c.cmdline())]  # type: ignore[attr-defined]
+        return [w for s in servers for w in s.children()]
+    except psutil.Error:  # it may have exited meanwhile
+        return []
 
 
 def test_progress_on_a_terminal_shows_captures_bytes_rate_and_failures(

@@ -19,6 +19,20 @@ from ..errors import UsageError
 from .worker import Outcome, Task, process
 
 SCHEDULER_TIMEOUT_S = 10  # connecting to --scheduler: long enough for a busy scheduler
+# --workers N: Dask settings of the LocalCluster (measured in benchmarks/bench_batch.py)
+LOCAL_CONFIG = {
+    "distributed.worker.multiprocessing-method": "forkserver",  # see _preloaded_forkserver
+    "distributed.worker.profile.enabled": False,  # a stack sample every 10 ms takes the GIL
+}
+# What the forkserver imports before it forks a worker: Dask and all a capture needs.
+FORKSERVER_PRELOAD = (
+    "distributed",
+    "analyzer.batch.worker",
+    "analyzer.pipeline",
+    "analyzer.output",
+    "analyzer.site",
+    "analyzer.zeeklog",
+)
 
 
 class Runner(Protocol):
@@ -100,7 +114,11 @@ def open_runner(*, workers: int, scheduler: str | None) -> Iterator[Runner]:
         with client:
             yield DaskRunner(client, f"on the Dask cluster at {scheduler}")
         return
+    import dask
+
     with (
+        dask.config.set(LOCAL_CONFIG),  # for the whole run: a restarted worker forks too
+        _preloaded_forkserver(),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,  # one capture per process: the GIL-bound parts run in parallel
@@ -112,3 +130,21 @@ def open_runner(*, workers: int, scheduler: str | None) -> Iterator[Runner]:
         Client(cluster) as client,
     ):
         yield DaskRunner(client, f"in {workers} local worker processes")
+
+
+@contextlib.contextmanager
+def _preloaded_forkserver() -> Iterator[None]:
+    """Local workers fork from one server process that imported the analyzer once.
+
+    Spawned workers (Dask's default) each start a fresh interpreter and import Dask,
+    numpy, pandas, pyarrow, numba and the analyzer before their first capture: about
+    2 s of CPU per worker, on the cores the captures need. A forkserver pays that once,
+    in a process started from a clean state (exec: no inherited dataset lock, manifest
+    connection or driver thread), and every worker, a restarted one too, is a fork of it.
+    """
+    from distributed.utils import get_mp_context
+
+    ctx = get_mp_context()  # Dask's forkserver context; its own preload list set once
+    if hasattr(ctx, "set_forkserver_preload"):
+        ctx.set_forkserver_preload(list(FORKSERVER_PRELOAD))
+    yield
