@@ -7,6 +7,7 @@ next run finishes with the dataset of an uninterrupted run (rows read back, byte
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -269,3 +270,26 @@ def test_no_progress_when_stderr_is_not_a_terminal(inputs: Path) -> None:
     assert (r.returncode, r.stderr) == (0, "")
     assert json.loads(r.stdout)["captures"]["analysed"] == CAPTURES
     shutil.rmtree(out)
+
+
+def test_nothing_on_stderr_when_port_8787_is_taken(tmp_path: Path) -> None:
+    """Another Dask cluster (or anything) on 8787: the local cluster's HTTP routes go to
+    a free port without Dask's 'Port 8787 is already in use' warning on stderr."""
+    import socket
+
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    with contextlib.suppress(OSError):  # taken already: the condition holds anyway
+        holder.bind(("0.0.0.0", 8787))
+        holder.listen()
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "analyzer.cli", "batch", str(ROOT / "sample_pcaps"),
+             "--out", str(tmp_path / "ds"), "--settle", "0", "--workers", "2", "--json"],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+    finally:
+        holder.close()
+    assert r.stderr == ""
+    assert json.loads(r.stdout)["captures"]["failed"] == 0

@@ -158,6 +158,8 @@ def _start(
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            # no dashboard; its HTTP routes on a free port, not 8787 (a warning if taken)
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.ERROR,
         )
     )
