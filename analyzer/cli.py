@@ -600,21 +600,22 @@ def batch_cmd(
         if not inputs or out is None:
             raise click.UsageError("give INPUT... and --out DATASET (or --status DATASET)")
         try:
-            result = batch.run(
-                inputs,
-                out,
-                site=site,
-                workers=workers,
-                scheduler=scheduler,
-                since=since.date() if since else None,
-                reprocess=reprocess,
-                settle_s=settle_s,
-                fail_on=fail_on,
-                zeek_logs=zeek_logs,
-            )
-        except KeyboardInterrupt:
-            _fail("interrupted; finished captures are recorded, the next run does the rest", 130)
-    click.echo(batch.format_result(result, as_json=as_json))
+            with batch.Signals():  # until the summary is out: any moment exits 130
+                result = batch.run(
+                    inputs,
+                    out,
+                    site=site,
+                    workers=workers,
+                    scheduler=scheduler,
+                    since=since.date() if since else None,
+                    reprocess=reprocess,
+                    settle_s=settle_s,
+                    fail_on=fail_on,
+                    zeek_logs=zeek_logs,
+                )
+                click.echo(batch.format_result(result, as_json=as_json))
+        except KeyboardInterrupt as exc:  # batch.Interrupted: the signal named
+            _fail(str(exc) or "interrupted; the next run does the rest", 130)
     sys.exit(result.exit_code)
 
 

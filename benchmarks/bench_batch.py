@@ -6,13 +6,16 @@ resume overhead of a run over a dataset whose captures are all done already.
 
 Captures: one benchmarks/gen_capture.py capture, copied --captures times with the first
 record's timestamp changed so each copy has its own content (own SHA-256, own part
-file). Each contender is its own `pcapclass batch` process on a fresh dataset.
+file). Each contender is its own `pcapclass batch` process on a fresh dataset;
+--workers 1 and --workers 2 run interleaved, --rounds times, and the medians and the
+per-round ratios are printed (the machine's load hits both alike).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -48,21 +51,26 @@ def make_inputs(directory: Path, captures: int, packets: int, connections: int) 
     return src.stat().st_size * captures
 
 
-def timed(args: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, peak RSS of the driver and peak RSS of any one worker (MiB)."""
+def timed(args: list[str]) -> tuple[float, float, float, float]:
+    """Wall seconds, peak RSS of the driver and of any one worker (MiB), and the CPU
+    seconds (user + system) of the driver and all its descendants, sampled every 0.1 s
+    (the last 0.1 s of a short-lived process is missed)."""
     start = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peaks: dict[int, float] = {}
+    cpu: dict[int, float] = {}
     me = psutil.Process()  # its children: the batch driver, its workers, a LocalCluster's
 
     def sample() -> None:
         while proc.poll() is None:
-            try:
-                for p in me.children(recursive=True):
+            for p in me.children(recursive=True):
+                try:
                     rss = p.memory_info().rss / 2**20
-                    peaks[p.pid] = max(peaks.get(p.pid, 0.0), rss)
-            except psutil.Error:
-                pass
+                    times = p.cpu_times()
+                except psutil.Error:
+                    continue
+                peaks[p.pid] = max(peaks.get(p.pid, 0.0), rss)
+                cpu[p.pid] = times.user + times.system
             time.sleep(0.1)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -71,7 +79,7 @@ def timed(args: list[str]) -> tuple[float, float, float]:
     wall = time.perf_counter() - start
     thread.join()
     workers = [v for k, v in peaks.items() if k != proc.pid]
-    return wall, peaks.get(proc.pid, 0.0), max(workers, default=0.0)
+    return wall, peaks.get(proc.pid, 0.0), max(workers, default=0.0), sum(cpu.values())
 
 
 def resume_overhead(tmp: Path, captures: int) -> float:
@@ -92,7 +100,7 @@ def resume_overhead(tmp: Path, captures: int) -> float:
                      "catalog_sha256": sha, "site_sha256": "", "sha256": f"{i:064x}"})  # fmt: skip
     with manifest.locked(out) as man:
         man.put(rows)
-    wall, _, _ = timed([*PCAPCLASS, str(inp), "--out", str(out), "--settle", "0"])
+    wall, _, _, _ = timed([*PCAPCLASS, str(inp), "--out", str(out), "--settle", "0"])
     return wall
 
 
@@ -102,6 +110,7 @@ def main() -> None:
     ap.add_argument("--packets", type=int, default=200_000)
     ap.add_argument("--connections", type=int, default=2_000)
     ap.add_argument("--resume-captures", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of 1 and 2")
     ap.add_argument("--only", default="workers1,workers2,cluster,resume")
     opts = ap.parse_args()
     only = set(opts.only.split(","))
@@ -111,28 +120,37 @@ def main() -> None:
         packets = opts.captures * opts.packets
         print(f"{opts.captures} captures x {opts.packets:,} packets, {total / 2**20:,.0f} MiB")
         print(f"load average before: {psutil.getloadavg()[0]:.2f} on {psutil.cpu_count()} CPUs")
-        results = {}
+        results: dict[str, list[tuple[float, float, float, float]]] = {}
         base = [*PCAPCLASS, str(tmp / "in"), "--settle", "0"]
-        if "workers1" in only:
-            results["--workers 1"] = timed([*base, "--out", str(tmp / "ds1"), "--workers", "1"])
-        if "workers2" in only:
-            results["--workers 2"] = timed([*base, "--out", str(tmp / "ds2"), "--workers", "2"])
+        contenders = [(f"--workers {n}", ["--workers", str(n)]) for n in (1, 2)
+                      if f"workers{n}" in only]  # fmt: skip
+        for r in range(opts.rounds):  # interleaved: the machine's load hits both alike
+            for name, extra in contenders:
+                out = tmp / f"ds-{r}-{name[-1]}"
+                results.setdefault(name, []).append(timed([*base, "--out", str(out), *extra]))
+                shutil.rmtree(out, ignore_errors=True)
         if "cluster" in only:
             from distributed import LocalCluster
 
             with LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                               host="127.0.0.1", dashboard_address=None) as cluster:  # fmt: skip
-                results["LocalCluster(2) --scheduler"] = timed(
-                    [*base, "--out", str(tmp / "ds3"), "--scheduler", cluster.scheduler_address]
-                )
-        print("| run | wall | packets/s | driver peak RSS | worker peak RSS |")
-        print("|---|---|---|---|---|")
-        for name, (wall, drv, wrk) in results.items():
-            print(f"| {name} | {wall:.2f} s | {packets / wall / 1e6:.2f} M | {drv:.0f} MiB "
-                  f"| {wrk:.0f} MiB |")  # fmt: skip
+                address = ["--scheduler", cluster.scheduler_address]
+                results["LocalCluster(2) --scheduler"] = [
+                    timed([*base, "--out", str(tmp / "ds3"), *address])
+                ]
+        print(f"median of {opts.rounds} interleaved rounds (cluster: one run)")
+        print("| run | wall | packets/s | CPU, all processes | driver peak RSS | worker peak RSS |")
+        print("|---|---|---|---|---|---|")
+        for name, runs in results.items():
+            wall, drv, wrk, cpu = (statistics.median(col) for col in zip(*runs, strict=True))
+            print(f"| {name} | {wall:.2f} s | {packets / wall / 1e6:.2f} M | {cpu:.1f} s "
+                  f"| {drv:.0f} MiB | {wrk:.0f} MiB |")  # fmt: skip
         if "--workers 1" in results and "--workers 2" in results:
-            print(f"speed-up --workers 2 / --workers 1: "
-                  f"{results['--workers 1'][0] / results['--workers 2'][0]:.2f}x")  # fmt: skip
+            ratios = [a[0] / b[0] for a, b in zip(results["--workers 1"], results["--workers 2"],
+                                                  strict=True)]  # fmt: skip
+            print("speed-up --workers 2 / --workers 1 per round: "
+                  + ", ".join(f"{x:.2f}x" for x in ratios)
+                  + f"; median {statistics.median(ratios):.2f}x")  # fmt: skip
         if "resume" in only:
             print(f"resume over {opts.resume_captures} done captures: "
                   f"{resume_overhead(tmp, opts.resume_captures):.2f} s")  # fmt: skip

@@ -16,6 +16,7 @@ until their Outcome is committed, so a killed run leaves them for the next run.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 import time
@@ -31,6 +32,7 @@ from ..errors import PcapclassError, UsageError
 from ..signatures import load_catalog
 from . import baseline as baseline_mod
 from . import discover, manifest, partition
+from .interrupt import Interrupted, Signals
 from .progress import Progress
 from .runner import open_runner
 from .worker import Outcome, Task
@@ -128,7 +130,7 @@ def run(
     default_site = _load_site(Path(site), catalog, strict=True) if site is not None else None
     result = BatchResult(dataset=dataset, fail_on=fail_on)
 
-    with manifest.locked(dataset) as man:
+    with Signals() as signals, manifest.locked(dataset) as man:
         rows = man.rows()
         result.cleaned = partition.clean_stray(dataset, _referenced(rows.values()))
         tasks, sizes, found = _plan(
@@ -147,24 +149,40 @@ def run(
             zeek_logs=zeek_logs,
         )
         if tasks:
-            man.put(
-                {
-                    **rows.get(t.path, {}),
-                    **_stat_row(t.path, sizes[t.path]),
-                    "status": "in_progress",
-                    "message": None,
-                }
-                for t in tasks
-            )
+            committed: set[str] = set()
             bar = Progress(len(tasks), sum(s[0] for s in sizes.values()), enabled=progress)
+            if bar.enabled:  # the workers report the bytes they read
+                tasks = [dataclasses.replace(t, progress=True) for t in tasks]
             try:
-                with open_runner(workers=workers, scheduler=scheduler) as runner:
+                with signals.deferred():
+                    man.put(
+                        {
+                            **rows.get(t.path, {}),
+                            **_stat_row(t.path, sizes[t.path]),
+                            "status": "in_progress",
+                            "message": None,
+                        }
+                        for t in tasks
+                    )
+                with open_runner(
+                    workers=workers,
+                    scheduler=scheduler,
+                    shield=signals.deferred,
+                    report=bar.advance if bar.enabled else None,
+                ) as runner:
                     result.runner = runner.describe()
                     futures = [runner.submit(t) for t in tasks]
                     for task, outcome in runner.completed(futures):
-                        _commit(man, dataset, task, outcome, sizes[task.path])
+                        with signals.deferred():
+                            _commit(man, dataset, task, outcome, sizes[task.path])
+                            committed.add(task.path)
                         result.analysed.append(task.path)
                         bar.update(outcome, sizes[task.path][0])
+            except KeyboardInterrupt:
+                with signals.deferred():
+                    bar.close()
+                    _abandon(man, dataset, [t.path for t in tasks], rows, committed)
+                raise
             finally:
                 bar.close()
         pending = man.pending()
@@ -176,6 +194,25 @@ def run(
     result.new_pairs = _summary_pairs(dataset, result.rows, fresh)
     result.seconds = time.monotonic() - start
     return result
+
+
+def _abandon(
+    man: manifest.Manifest,
+    dataset: Path,
+    paths: Sequence[str],
+    before: Mapping[str, Mapping[str, Any]],
+    committed: set[str],
+) -> None:
+    """After an interrupt (the workers stopped): the captures not finished get their rows
+    back as they were before this run (none, for a capture new to the manifest or left
+    in_progress by a killed run), and files no row points at go (staged, or renamed
+    into place before the row was committed). The next run analyses them again."""
+    unfinished = [p for p in paths if p not in committed]
+    restore = [before[p] for p in unfinished if before.get(p, {}).get("status") not in
+               (None, "in_progress")]  # fmt: skip
+    man.put(restore)
+    man.delete(p for p in unfinished if before.get(p, {}).get("status") in (None, "in_progress"))
+    partition.clean_stray(dataset, _referenced(man.rows().values()))
 
 
 def _load_site(path: Path, catalog: Any, *, strict: bool) -> Site:
@@ -410,4 +447,12 @@ def format_status(dataset: str | Path, *, as_json: bool) -> str:
     return report.status_text(rows, str(dataset))
 
 
-__all__ = ["BatchResult", "format_result", "format_status", "run", "status"]
+__all__ = [
+    "BatchResult",
+    "Interrupted",
+    "Signals",
+    "format_result",
+    "format_status",
+    "run",
+    "status",
+]

@@ -92,6 +92,11 @@ class Manifest:
             self._db.executemany(sql, values)
             self._db.executemany(f"INSERT OR IGNORE INTO {PENDING} VALUES (?, ?)", pending)
 
+    def delete(self, paths: Iterable[str]) -> None:
+        """Remove rows (captures an interrupted run had no row for before)."""
+        with self.transaction():
+            self._db.executemany(f"DELETE FROM {TABLE} WHERE path = ?", [(p,) for p in paths])
+
     def pending(self) -> dict[str, set[str]]:
         """Site -> dates whose new_pairs are stale."""
         out: dict[str, set[str]] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ class Task:
     # for options the analyze command grows (e.g. Zeek logs) that batch should forward.
     analyze_options: dict[str, Any] = field(default_factory=dict)
     zeek_logs: bool = False  # --zeek-logs: also conn.log and pcapclass_findings.log
+    progress: bool = False  # report bytes read while reading (a terminal shows them)
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,18 @@ class Outcome:
     tool_version: str = __version__
 
 
-def process(task: Task) -> Outcome:
-    """Analyse task.path and write its partition files under task.dataset."""
+Report = Callable[[str, int], None]  # (capture path, bytes of the file read so far)
+PROGRESS_TOPIC = "pcapclass-batch-progress"  # Dask event topic of a worker's Report
+REPORT_S = 0.25  # at most this often per capture
+
+
+def process(task: Task, report: Report | None = None) -> Outcome:
+    """Analyse task.path and write its partition files under task.dataset. With
+    task.progress, the bytes read so far go to `report` (in the driver) or, on a Dask
+    worker, to the driver as events on PROGRESS_TOPIC."""
     start = time.perf_counter()
     try:
-        return _process(task, start)
+        return _process(task, start, _progress(task, report) if task.progress else None)
     except PcapclassError as exc:
         message = str(exc)
     except OSError as exc:  # reading or writing outside the reader's own checks
@@ -70,7 +79,42 @@ def process(task: Task) -> Outcome:
     return Outcome(task.path, "failed", message, seconds=time.perf_counter() - start)
 
 
-def _process(task: Task, start: float) -> Outcome:
+def _progress(task: Task, report: Report | None) -> Callable[[Any], None] | None:
+    """A pipeline.analyze progress callback: bytes of the file (for a gzip file, the
+    compressed bytes in proportion to the stream read, by the size its trailer gives)."""
+    from ..progress import gzip_isize
+
+    if report is None:
+        from distributed import get_worker
+
+        try:
+            worker = get_worker()
+        except ValueError:  # not on a Dask worker: nobody to tell
+            return None
+        report = lambda path, done: worker.log_event(PROGRESS_TOPIC, [path, done])  # noqa: E731
+    try:
+        size = Path(task.path).stat().st_size
+    except OSError:
+        return None
+    last = 0.0
+    stream: int | None = None  # bytes of the (uncompressed) capture stream
+
+    def on_progress(p: Any) -> None:
+        nonlocal last, stream
+        now = time.monotonic()
+        if p.stage != "reading" or now - last < REPORT_S:
+            return
+        last = now
+        if stream is None:
+            stream = (gzip_isize(Path(task.path)) if p.format.startswith("gzip+") else size) or 0
+        if stream:
+            assert report is not None
+            report(task.path, min(size, size * p.stream_bytes // stream))
+
+    return on_progress
+
+
+def _process(task: Task, start: float, progress: Callable[[Any], None] | None) -> Outcome:
     from ..output import RunInfo, metadata
     from ..pipeline import analyze
     from ..site import load_site
@@ -81,7 +125,14 @@ def _process(task: Task, start: float) -> Outcome:
         _catalog = load_catalog()
     catalog = _catalog
     site = load_site(task.site_file, catalog=catalog) if task.site_file else None
-    result = analyze(task.path, site=site, catalog=catalog, write=False, **task.analyze_options)
+    result = analyze(
+        task.path,
+        site=site,
+        catalog=catalog,
+        write=False,
+        progress=progress,
+        **task.analyze_options,
+    )
     stats = result.capture
     tables = {"flows": result.flows, "findings": result.findings, "hosts": result.hosts}
     site_name = partition.site_value(site.name if site is not None else None)

@@ -1,0 +1,295 @@
+"""SIGINT and SIGTERM to `pcapclass batch` at several moments, as real signals to a real
+process: while it plans, while its LocalCluster starts, while captures are analysed (in
+the driver and in worker processes), and a Ctrl-C to the whole process group. Each time:
+exit 130 with one line on stderr, no manifest row in_progress, no staging directory or
+temporary file, no part or Zeek-log file that no row points at, no process left; and the
+next run finishes with the dataset of an uninterrupted run (rows read back, bytes)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+from analyzer import batch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import gen_capture  # noqa: E402
+
+CAPTURES = 5  # of 200,000 packets each: a few seconds of work per capture on a busy machine
+TABLES = ("flows", "findings", "hosts")
+LINE = "pcapclass: error: {} received: stopped; finished captures are recorded, the next run does the rest\n"  # noqa: E501
+LATER = lambda: time.time() + 3600  # noqa: E731 - every file has settled
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CAPTURES copies of one generated capture, each with its own first timestamp (own
+    content, own part files)."""
+    src = gen_capture.ensure_capture(200_000, 2_000)
+    root = tmp_path_factory.mktemp("slow") / "in"
+    root.mkdir()
+    for i in range(CAPTURES):
+        dst = root / f"capture.pcap{i}"
+        shutil.copy(src, dst)
+        with dst.open("r+b") as fh:  # first record's microseconds
+            fh.seek(28)
+            usec = struct.unpack("<I", fh.read(4))[0]
+            fh.seek(28)
+            fh.write(struct.pack("<I", (usec + i + 1) % 1_000_000))
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ref") / "ds"
+    batch.run([inputs], out, now=LATER, zeek_logs=True)
+    return out
+
+
+def files(dataset: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(dataset)): p.read_bytes()
+        for table in (*TABLES, "new_pairs", "zeek")
+        for p in sorted((dataset / table).rglob("*"))
+        if p.is_file()
+    }
+
+
+def rows(dataset: Path) -> dict[str, dict]:
+    if not (dataset / "manifest.sqlite").exists():
+        return {}
+    db = sqlite3.connect(dataset / "manifest.sqlite")
+    db.row_factory = sqlite3.Row
+    try:
+        return {r["path"]: dict(r) for r in db.execute("SELECT * FROM captures")}
+    except sqlite3.OperationalError:  # created, table not yet
+        return {}
+    finally:
+        db.close()
+
+
+def handlers_installed(pid: int) -> bool:
+    """The driver catches SIGTERM only once batch.Signals is in place."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    caught = int(next(ln for ln in status.splitlines() if ln.startswith("SigCgt:")).split()[1], 16)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
+def forkserver(driver: psutil.Process) -> psutil.Process | None:
+    for child in driver.children():
+        try:
+            if "multiprocessing.forkserver" in " ".join(child.cmdline()):
+                return child
+        except psutil.Error:
+            pass
+    return None
+
+
+def wait_for(what: Callable[[], bool], proc: subprocess.Popen, why: str) -> None:
+    deadline = time.monotonic() + 120
+    while not what():
+        assert proc.poll() is None, f"finished before {why}"
+        assert time.monotonic() < deadline, f"never {why}"
+        time.sleep(0.02)
+
+
+def start(out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "analyzer.cli", "batch", str(out.parent / "in"), "--out",
+         str(out), "--settle", "0", "--zeek-logs", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        process_group=0,  # its own group, as a shell gives a job: Ctrl-C reaches all of it
+    )  # fmt: skip
+
+
+def assert_clean_stop(proc: subprocess.Popen, out: Path, sig: str) -> None:
+    family = psutil.Process(proc.pid).children(recursive=True)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert (proc.returncode, stderr) == (130, LINE.format(sig))
+    assert stdout == ""
+    manifest = rows(out)
+    assert [p for p, r in manifest.items() if r["status"] == "in_progress"] == []
+    assert not (out / ".staging").exists()
+    assert [p for p in out.rglob("*") if p.name.endswith(".tmp")] == []
+    referenced = {p for r in manifest.values() for p in json.loads(r["parts"] or "[]")}
+    on_disk = {
+        rel for rel in files(out) if not rel.startswith("new_pairs/")
+    }  # new_pairs: recomputed by the next run (baseline_pending)
+    assert on_disk == referenced  # every file is a committed capture's, none half-written
+    gone = psutil.wait_procs(family, timeout=15)[1]
+    assert gone == [], [p.pid for p in gone]  # no worker or forkserver left behind
+
+
+def assert_resumes_to(out: Path, inputs: Path, reference: Path) -> None:
+    before = {p for p, r in rows(out).items() if r["status"] == "done"}
+    final = batch.run([inputs], out, now=LATER, zeek_logs=True)
+    assert sorted(final.analysed) == sorted(
+        str(p) for p in inputs.iterdir() if str(p) not in before
+    )
+    assert sorted(r["status"] for r in rows(out).values()) == ["done"] * CAPTURES
+    for table in TABLES:
+        assert len(pd.read_parquet(out / table)) == len(pd.read_parquet(reference / table))
+    assert files(out) == files(reference)
+
+
+def test_sigterm_while_planning_in_the_driver(inputs: Path, reference: Path) -> None:
+    out = inputs.parent / "ds-plan"
+    proc = start(out)
+    wait_for(lambda: handlers_installed(proc.pid), proc, "installed its handlers")
+    proc.send_signal(signal.SIGTERM)
+    assert_clean_stop(proc, out, "SIGTERM")
+    assert_resumes_to(out, inputs, reference)
+    shutil.rmtree(out)
+
+
+def test_sigterm_while_the_local_cluster_starts(inputs: Path, reference: Path) -> None:
+    out = inputs.parent / "ds-cluster"
+    proc = start(out, "--workers", "2")
+    driver = psutil.Process(proc.pid)
+    wait_for(lambda: forkserver(driver) is not None, proc, "started its forkserver")
+    server = forkserver(driver)
+    assert server is not None and server.children() == []  # no worker yet
+    proc.send_signal(signal.SIGTERM)
+    assert_clean_stop(proc, out, "SIGTERM")
+    assert [r for r in rows(out).values() if r["status"] == "done"] == []
+    assert_resumes_to(out, inputs, reference)
+    shutil.rmtree(out)
+
+
+def test_ctrl_c_to_the_process_group_while_workers_analyse(inputs: Path, reference: Path) -> None:
+    out = inputs.parent / "ds-workers"
+    proc = start(out, "--workers", "2")
+    wait_for(lambda: any(r["status"] == "done" for r in rows(out).values()), proc,
+             "finished a capture")  # fmt: skip
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the driver, the forkserver, the workers
+    assert_clean_stop(proc, out, "SIGINT")
+    done = [r for r in rows(out).values() if r["status"] == "done"]
+    assert 1 <= len(done) < CAPTURES
+    assert_resumes_to(out, inputs, reference)
+    shutil.rmtree(out)
+
+
+def test_sigterm_while_the_driver_writes_a_capture(inputs: Path, reference: Path) -> None:
+    """--workers 1: the capture is analysed in the driver; the signal lands while a
+    capture's files are being staged (a staging directory exists)."""
+    out = inputs.parent / "ds-driver"
+    proc = start(out)
+
+    def staging() -> bool:
+        return (out / ".staging").is_dir() and any((out / ".staging").iterdir())
+
+    wait_for(staging, proc, "staged a capture's files")
+    proc.send_signal(signal.SIGTERM)
+    assert_clean_stop(proc, out, "SIGTERM")
+    assert_resumes_to(out, inputs, reference)
+    shutil.rmtree(out)
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+def _on_a_pty(out: Path, *extra: str) -> tuple[int, str]:
+    """Run batch with stderr on a pseudo-terminal of 120 columns; what the terminal got."""
+    import fcntl
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "analyzer.cli", "batch", str(out.parent / "in"), "--out",
+         str(out), "--settle", "0", "--json", *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the last writer closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return proc.wait(timeout=300), b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_progress_on_a_terminal_moves_within_a_capture(inputs: Path, workers: str) -> None:
+    """Bytes read of the captures still being read count: a redraw shows bytes done
+    while no capture is finished yet (captures 0/5), with the total known."""
+    out = inputs.parent / f"ds-pty-{workers}"
+    code, screen = _on_a_pty(out, "--workers", workers)
+    assert code == 0, screen
+    total = sum(p.stat().st_size for p in inputs.iterdir())
+    frames = [f for f in screen.split("\r") if f.startswith("batch:")]
+    assert frames, screen
+    assert all(f"/{total / 2**20:.0f}M " in f for f in frames)  # tqdm: bytes done/total
+    partway = [
+        f
+        for f in frames
+        if "captures 0/5" in f and not f.split("|")[2].lstrip().startswith("0.00/")
+    ]
+    assert partway, frames  # bytes moved before the first capture was done
+    assert "captures 5/5" in frames[-1] or "captures 4/5" in frames[-1]
+    shutil.rmtree(out)
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(inputs: Path) -> None:
+    out = inputs.parent / "ds-quiet"
+    r = subprocess.run(
+        [sys.executable, "-m", "analyzer.cli", "batch", str(inputs), "--out", str(out),
+         "--settle", "0", "--workers", "2", "--json"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert (r.returncode, r.stderr) == (0, "")
+    assert json.loads(r.stdout)["captures"]["analysed"] == CAPTURES
+    shutil.rmtree(out)
+
+
+def test_nothing_on_stderr_when_port_8787_is_taken(tmp_path: Path) -> None:
+    """Another Dask cluster (or anything) on 8787: the local cluster's HTTP routes go to
+    a free port without Dask's 'Port 8787 is already in use' warning on stderr."""
+    import socket
+
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    with contextlib.suppress(OSError):  # taken already: the condition holds anyway
+        holder.bind(("0.0.0.0", 8787))
+        holder.listen()
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "analyzer.cli", "batch", str(ROOT / "sample_pcaps"),
+             "--out", str(tmp_path / "ds"), "--settle", "0", "--workers", "2", "--json"],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+    finally:
+        holder.close()
+    assert r.stderr == ""
+    assert json.loads(r.stdout)["captures"]["failed"] == 0
