@@ -615,7 +615,7 @@ def _signature_decision(
     ]
     in_scope = [s for s in fitting if _scope_ok(ctx, s, f)]
     if in_scope:
-        best = max(in_scope, key=lambda s: _sig_rank(s, in_scope))
+        best = max(in_scope, key=lambda s: _sig_rank(s, in_scope, f.bcast))
         return _status_decision(ctx, f, best, note)
     wrong = [s for s in sigs if _wrong_way(s, ro, rr)]
     if wrong:
@@ -625,12 +625,20 @@ def _signature_decision(
     return None
 
 
-def _sig_rank(sig: Signature, among: list[Signature]) -> tuple[int, int, int, int]:
+def _sig_rank(
+    sig: Signature, among: list[Signature], bcast: bool
+) -> tuple[int, int, int, int, int]:
+    """Among the entries that fit: the most severe verdict, a system's entry before a
+    common one, for a broadcast/multicast responder the entry that documents any host
+    there (a broadcast address is no device of a role: "PC IP broadcast -> all
+    ISENet:41797" is the search entry, not the unicast 41797 <-> 41797 one), then
+    catalog order."""
     verdict = STATUS_VERDICT[sig.status]
     return (
         SEVERITY_RANK[VERDICT_SEVERITY[verdict]],
         -VERDICT_PRECEDENCE.index(verdict),
         sig.system != "common",
+        bcast and not sig.resp_roles,
         -among.index(sig),
     )
 

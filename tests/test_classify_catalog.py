@@ -212,6 +212,13 @@ ROWS: tuple[Row, ...] = (
         exp("sesam.isenet-search-broadcast-41797", "sesam"), None,
         resp_h=BCAST,
     ),
+    # the same broadcast sent from 41797 (as SesComm does): still the search entry, not
+    # the unicast 41797 <-> 41797 one (a broadcast address is no ISENet)
+    Row(
+        "sesam.isenet-search-broadcast-41797", "udp", 41797, SC, None,
+        exp("sesam.isenet-search-broadcast-41797", "sesam"), None,
+        orig_p=41797, resp_h=BCAST,
+    ),
     Row(
         "sesam.sescomm-isenet-41796", "tcp", 41796, SC, ISE,
         exp("sesam.sescomm-isenet-41796", "sesam"), wrong("sesam.sescomm-isenet-41796", "sesam"),

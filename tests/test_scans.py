@@ -8,6 +8,7 @@ an undocumented port is unexpected_port, medium)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -176,7 +177,9 @@ def test_cli_parquet_json_zeek_log_and_summary_agree(tmp_path: Path) -> None:
     site = site_file(tmp_path)
     args = [str(cap), "--site", str(site), "-o", str(tmp_path / "out"), "--zeek-logs"]
     cmd = [sys.executable, "-m", "analyzer.cli", *args]
-    text = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # a wide terminal: every column shown (pytest's readline exports COLUMNS=80 to children)
+    wide = {**os.environ, "COLUMNS": "200"}
+    text = subprocess.run(cmd, capture_output=True, text=True, check=False, env=wide)
     assert text.returncode == 1, text.stderr  # a critical finding, --fail-on high
     lines = text.stdout.splitlines()
     assert lines[3] == "findings: 2 (critical 1, medium 1)"
@@ -216,20 +219,18 @@ def test_cli_parquet_json_zeek_log_and_summary_agree(tmp_path: Path) -> None:
     assert (sweep["pcapclass_n_hosts"], sweep["pcapclass_ports"]) == ("21", "-")
 
 
-def test_connections_closed_early_by_a_full_live_table_are_counted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_connections_closed_early_by_a_full_live_table_are_counted(tmp_path: Path) -> None:
     """25 unanswered SYNs with room for 10 live connections: 15 are closed early (each
     still a flow, the scan still one row), and pcapclass.health says how many."""
-    import functools
-
-    from analyzer import flows, pipeline
-
-    small = functools.partial(flows.FlowTable, max_live_connections=10)
-    monkeypatch.setattr(pipeline, "FlowTable", small)
     out = tmp_path / "out"
-    result = analyze(capture(tmp_path, port_scan(25)), site=site_file(tmp_path), outdir=out)
+    result = analyze(
+        capture(tmp_path, port_scan(25)),
+        site=site_file(tmp_path),
+        outdir=out,
+        max_live_connections=10,
+    )
     assert result.flows.num_rows == 25
     assert result.findings.column("n_ports").to_pylist() == [25]
     meta = pq.read_schema(out / "flows.parquet").metadata
     assert json.loads(meta[b"pcapclass.health"])["connections_evicted"] == 15
+    assert (result.evicted, meta[b"pcapclass.evicted"]) == (15, b"15")
