@@ -624,8 +624,8 @@ def test_killing_worker_processes_loses_nothing(tmp_path: Path) -> None:
                 killed += 1
         time.sleep(0.05)
     stdout, _ = proc.communicate(timeout=180)
-    if killed == 0:  # seen twice inside the full suite, never alone: the harness found
-        # no worker process to kill (a test-side miss, to be found; issue 9 note)
+    if killed == 0:  # (the run has ended) seen twice inside the full suite, never alone:
+        # the harness found no worker process to kill (a test-side miss; issue 9 note)
         pytest.xfail("no Dask worker process was found to kill")
     assert stdout, (tmp_path / "stderr.txt").read_text()
     obj = json.loads(stdout)  # the run itself went on: Dask ran the task again elsewhere
