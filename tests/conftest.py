@@ -133,3 +133,46 @@ def nights_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from report_data import nightly_dataset
 
     return nightly_dataset(tmp_path_factory.mktemp("nights"))
+
+
+# --- the batch tests that signal or kill processes share these (built once per run) ---
+
+BIG_CAPTURES = 5  # of 200,000 packets each (benchmarks/gen_capture.py)
+
+
+@pytest.fixture(scope="session")
+def big_captures(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory `in/` of BIG_CAPTURES copies of one generated capture of 200,000
+    packets, each with its own first timestamp (own content, own part files): captures
+    long enough that a signal or a kill lands while one is being analysed."""
+    import struct
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gen_capture
+
+    src = gen_capture.ensure_capture(200_000, 2_000)
+    root = tmp_path_factory.mktemp("big") / "in"
+    root.mkdir()
+    for i in range(BIG_CAPTURES):
+        dst = root / f"capture.pcap{i}"
+        shutil.copy(src, dst)
+        with dst.open("r+b") as fh:  # first record's microseconds
+            fh.seek(28)
+            usec = struct.unpack("<I", fh.read(4))[0]
+            fh.seek(28)
+            fh.write(struct.pack("<I", (usec + i + 1) % 1_000_000))
+    return root
+
+
+@pytest.fixture(scope="session")
+def big_reference(big_captures: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """big_captures analysed by one uninterrupted run in the test process (--zeek-logs):
+    the dataset every interrupted or killed run must end up with."""
+    import time
+
+    from analyzer import batch
+
+    out = tmp_path_factory.mktemp("big-ref") / "ds"
+    batch.run([big_captures], out, now=lambda: time.time() + 3600, zeek_logs=True)
+    return out

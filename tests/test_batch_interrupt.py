@@ -23,42 +23,25 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
+from conftest import BIG_CAPTURES as CAPTURES  # of 200,000 packets each
 
 from analyzer import batch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import gen_capture  # noqa: E402
-
-CAPTURES = 5  # of 200,000 packets each: a few seconds of work per capture on a busy machine
 TABLES = ("flows", "findings", "hosts")
 LINE = "pcapclass: error: {} received: stopped; finished captures are recorded, the next run does the rest\n"  # noqa: E501
 LATER = lambda: time.time() + 3600  # noqa: E731 - every file has settled
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """CAPTURES copies of one generated capture, each with its own first timestamp (own
-    content, own part files)."""
-    src = gen_capture.ensure_capture(200_000, 2_000)
-    root = tmp_path_factory.mktemp("slow") / "in"
-    root.mkdir()
-    for i in range(CAPTURES):
-        dst = root / f"capture.pcap{i}"
-        shutil.copy(src, dst)
-        with dst.open("r+b") as fh:  # first record's microseconds
-            fh.seek(28)
-            usec = struct.unpack("<I", fh.read(4))[0]
-            fh.seek(28)
-            fh.write(struct.pack("<I", (usec + i + 1) % 1_000_000))
-    return root
+def inputs(big_captures: Path) -> Path:
+    """conftest.big_captures: CAPTURES generated captures of 200,000 packets."""
+    return big_captures
 
 
 @pytest.fixture(scope="module")
-def reference(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("ref") / "ds"
-    batch.run([inputs], out, now=LATER, zeek_logs=True)
-    return out
+def reference(big_reference: Path) -> Path:
+    return big_reference
 
 
 def files(dataset: Path) -> dict[str, bytes]:
