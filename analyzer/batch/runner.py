@@ -136,9 +136,9 @@ def open_runner(
 def _start(
     stack: contextlib.ExitStack, *, workers: int, scheduler: str | None, shield: Shield
 ) -> DaskRunner:
-    from distributed import Client, LocalCluster
-
     if scheduler is not None:
+        from distributed import Client
+
         try:
             client = stack.enter_context(Client(scheduler, timeout=SCHEDULER_TIMEOUT_S))
         except (OSError, TimeoutError, ValueError) as exc:
@@ -147,7 +147,9 @@ def _start(
                 "start one with `dask scheduler` and workers with `dask worker ADDRESS`"
             ) from None
         return DaskRunner(client, f"on the Dask cluster at {scheduler}", shield)
+    _start_forkserver()  # its imports and warm-up overlap the driver's Dask start
     import dask
+    from distributed import Client, LocalCluster
 
     stack.enter_context(dask.config.set(LOCAL_CONFIG))  # the whole run: restarts fork too
     _preload_forkserver()
@@ -165,6 +167,17 @@ def _start(
     )
     client = stack.enter_context(Client(cluster))
     return DaskRunner(client, f"in {workers} local worker processes", shield)
+
+
+def _start_forkserver() -> None:
+    """Start the forkserver now, with the preload, before the driver imports Dask and
+    starts the scheduler: the server's imports and warm-up (batch/forkserver.py) run on
+    the other core meanwhile, and the first worker forks from a ready server."""
+    import multiprocessing
+    import multiprocessing.forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORKSERVER_PRELOAD))
+    multiprocessing.forkserver.ensure_running()
 
 
 def _preload_forkserver() -> None:
