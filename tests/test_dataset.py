@@ -3,6 +3,7 @@ read back with the contract's dtypes, the rows the files hold, new pairs, and er
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import struct
 import subprocess
@@ -218,3 +219,58 @@ def test_a_foreign_manifest_is_an_input_error(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(InputError, match=r"manifest.sqlite: cannot be read \("):
         open_dataset(tmp_path)
+
+
+# ------------------------------------------------------------- parts of several versions
+
+SCAN_COLUMNS = ["ports", "n_ports", "hosts", "n_hosts"]  # added to the findings later
+
+
+def _as_older_version(part: Path) -> None:
+    """Rewrite a findings part file as a version before the scan columns wrote it."""
+    table = pq.read_table(part)
+    meta = table.schema.metadata
+    table = table.drop_columns(SCAN_COLUMNS).replace_schema_metadata(meta)
+    pq.write_table(table, part)
+
+
+@pytest.fixture(scope="module")
+def mixed(nights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The two-night dataset with the first findings part in path order (no rows) and the
+    demo's (7 rows) written as the older version; the others are current."""
+    root = tmp_path_factory.mktemp("mixed") / "dataset"
+    shutil.copytree(nights, root)
+    parts = sorted((root / "findings").rglob("part-*.parquet"))
+    demo_part = next(p for p in parts if "Rathaus" in str(p))
+    for part in {parts[0], demo_part}:
+        _as_older_version(part)
+    assert SCAN_COLUMNS[0] not in pq.read_schema(parts[0]).names
+    return root
+
+
+def test_parts_of_an_older_version_read_with_every_column(nights: Path, mixed: Path) -> None:
+    ds = open_dataset(mixed)
+    current = open_dataset(nights).findings
+    assert list(ds.findings.columns) == [*schema.column_names(schema.FINDINGS), "site", "date"]
+    check_dtypes(ds.findings, schema.FINDINGS)
+    assert len(ds.findings) == len(current) == 7  # the demo's findings (mixed_site golden)
+    assert ds.findings["n_ports"].isna().all() and ds.findings["ports"].isna().all()
+    same = [c for c in current.columns if c not in SCAN_COLUMNS]
+    pd.testing.assert_frame_equal(ds.findings[same], current[same])
+
+
+def test_plain_readers_of_a_mixed_dataset_with_the_documented_schema(mixed: Path) -> None:
+    """docs/contract.md: pandas with the current schema, DuckDB with union_by_name."""
+    full = schema.arrow_schema((*schema.FINDINGS, *schema.PARTITIONS))
+    df = pd.read_parquet(mixed / "findings", schema=full)
+    assert list(df.columns) == [c.name for c in (*schema.FINDINGS, *schema.PARTITIONS)]
+    assert len(df) == 7 and set(df["site"]) == {"Rathaus Nord (demo)"}
+    # without the schema, pandas takes the first file's columns: the documented pitfall
+    assert "n_ports" not in pd.read_parquet(mixed / "findings").columns
+    duckdb = pytest.importorskip("duckdb")
+    glob = f"{mixed}/findings/*/*/*.parquet"
+    rows = duckdb.sql(
+        f"SELECT count(*), count(n_ports) FROM read_parquet('{glob}', "
+        "hive_partitioning=true, union_by_name=true)"
+    ).fetchall()
+    assert rows == [(7, 0)]
