@@ -242,6 +242,42 @@ class Context:
 def classify(result: FlowResult, catalog: Catalog, site: Site | None) -> Classified:
     """Fill service/system/signature_id/verdict/severity/reason of every flow and build
     the findings and hosts tables."""
+    prepared = prepare(result, catalog, site)
+    flows = prepared.chunk(0, len(prepared.flows))
+    return Classified(flows, prepared.findings, prepared.hosts, prepared.dns, prepared.skipped)
+
+
+@dataclass
+class Prepared:
+    """Every flow decided, findings and hosts built, but the per-flow output columns
+    (decision columns, rendered reasons) not yet filled: chunk() fills them for a slice
+    of rows, so a writer can go through a large capture a bounded slice at a time."""
+
+    flows: pd.DataFrame  # the connection columns + service (payload heads dropped)
+    decisions: Decisions
+    findings: pd.DataFrame  # schema.FINDINGS columns
+    hosts: pd.DataFrame  # schema.HOSTS columns
+    dns: pd.DataFrame  # services.dns_answers of the capture
+    skipped: Counter[str]  # e.g. dns_malformed
+
+    def chunk(self, start: int, stop: int) -> pd.DataFrame:
+        """Rows start..stop of the flows with their output columns (schema.FLOWS)."""
+        part = Decisions(self.decisions.table, self.decisions.index[start:stop])
+        return _with_decisions(self.flows.iloc[start:stop], part)  # copy-on-write
+
+    def verdicts(self) -> np.ndarray:
+        """The verdict of every flow (object array, shared strings)."""
+        return self.decisions.column("verdict")
+
+
+FINDING_INPUT = ["uid", "ts", "last_ts", "proto", "orig_h", "resp_h", "resp_p", "capture"] + [
+    f"{side}_{what}" for what in ("pkts", "bytes") for side in ("orig", "resp")
+]
+
+
+def prepare(result: FlowResult, catalog: Catalog, site: Site | None) -> Prepared:
+    """Decide every flow and build findings and hosts from the whole capture (roles, own
+    MACs, DNS answers, follow-ons, one-way mirror, allows); see Prepared.chunk."""
     catalog = site_catalog(catalog, site)
     is_local = Locality(site.local_flags if site is not None else default_local_flags)
     skipped: Counter[str] = Counter()
@@ -272,11 +308,23 @@ def classify(result: FlowResult, catalog: Catalog, site: Site | None) -> Classif
     decisions = note_one_sided(flows, decisions)
     if site is not None:
         decisions = apply_allows(flows, decisions, site)
-    flows = _with_decisions(flows, decisions)
     threshold = site.scan_threshold if site is not None else DEFAULT_SCAN_THRESHOLD
-    findings = build_findings(flows, scan_threshold=threshold)
-    hosts = build_hosts(result, flows, roles, macs, site, is_local)
-    return Classified(flows, findings, hosts, answers, skipped)
+    # findings and hosts from the decision columns, without every flow's rendered reason
+    # (only each finding's first flow's reason is rendered)
+    decided = flows[FINDING_INPUT].assign(
+        **{a: decisions.column(a) for a in ("system", "signature_id", "verdict", "severity")}
+    )
+    reasons = [d.reason for d in decisions.table]
+
+    def reason_of(rows: np.ndarray) -> list[str]:
+        return render_column(
+            reasons, decisions.index[rows], flows["orig_h"].iloc[rows], flows["resp_h"].iloc[rows]
+        ).to_pylist()
+
+    findings = build_findings(decided, scan_threshold=threshold, reason_of=reason_of)
+    hosts = build_hosts(result, decided, roles, macs, site, is_local)
+    del decided
+    return Prepared(flows, decisions, findings, hosts, answers, skipped)
 
 
 def site_catalog(catalog: Catalog, site: Site | None) -> Catalog:
@@ -1050,15 +1098,25 @@ SHOWN_RANGES = 5  # port ranges / addresses a scan's message spells out before "
 
 
 def build_findings(
-    flows: pd.DataFrame, *, scan_threshold: int = DEFAULT_SCAN_THRESHOLD
+    flows: pd.DataFrame,
+    *,
+    scan_threshold: int = DEFAULT_SCAN_THRESHOLD,
+    reason_of: Callable[[np.ndarray], list[str]] | None = None,
 ) -> pd.DataFrame:
     """One row per (verdict, signature_id, orig_h, resp_h, proto, resp_p) of the flows
-    whose verdict is a finding, scans folded (`scan_marks`); severity desc, then first_ts."""
+    whose verdict is a finding, scans folded (`scan_marks`); severity desc, then first_ts.
+    `reason_of`: the reasons of flows at positions of `flows` (then `flows` needs no
+    "reason" column: only each finding's first flow's reason is asked for)."""
     columns = schema.column_names(schema.FINDINGS)
-    sub = flows[~flows["verdict"].isin(NOT_FINDINGS)]
+    is_finding = ~flows["verdict"].isin(NOT_FINDINGS).to_numpy()
+    sub = flows[is_finding]
     if not len(sub):
         return _empty(columns)
-    sub = sub.sort_values(["ts", "uid"], kind="stable").reset_index(drop=True)
+    if reason_of is not None:
+        sub = sub.assign(reason=np.flatnonzero(is_finding))  # positions, rendered below
+    if not _in_flow_order(sub):
+        sub = sub.sort_values(["ts", "uid"], kind="stable")
+    sub = sub.reset_index(drop=True)
     sub = sub.assign(_sig=sub["signature_id"].fillna(""), _rank=sub["severity"].map(SEVERITY_RANK))
     marks = scan_marks(sub, scan_threshold)
     sub = sub.assign(
@@ -1084,6 +1142,8 @@ def build_findings(
         message=("reason", "first"),
         capture=("capture", "first"),
     ).reset_index()
+    if reason_of is not None:
+        agg["message"] = reason_of(agg["message"].to_numpy(dtype=np.int64))
     group_no = group.ngroup().to_numpy()
     agg["uids"] = _uids_per_group(sub["uid"].to_numpy(dtype=object), group_no)
     agg["severity"] = [schema.SEVERITIES[r] for r in agg["_rank"]]
@@ -1094,6 +1154,22 @@ def build_findings(
     )
     agg["system"] = agg["system"].astype(object).where(agg["system"].notna(), None)
     return agg[columns].reset_index(drop=True)
+
+
+def _in_flow_order(sub: pd.DataFrame) -> bool:
+    """True when the rows are sorted by (ts, uid) already (FlowResult.flows are): the
+    findings then need no sorted copy of them."""
+    ts = sub["ts"].to_numpy()
+    if len(ts) < 2:
+        return True
+    step = ts[1:] > ts[:-1]
+    if (ts[1:] < ts[:-1]).any():
+        return False
+    ties = np.flatnonzero(~step)
+    if not len(ties):
+        return True
+    uid = sub["uid"].to_numpy(dtype=object)
+    return bool(all(a < b for a, b in zip(uid[ties].tolist(), uid[ties + 1].tolist(), strict=True)))
 
 
 def scan_marks(sub: pd.DataFrame, threshold: int) -> np.ndarray:

@@ -563,7 +563,13 @@ class FlowTable:
         # frame instead would hold two copies of it at once.
         order = np.lexsort((uid, OL[:, ct.OL_TS_FIRST]))
         uid = uid[order]
-        OK, OL, OI, OU = OK[order], OL[order], OI[order], OU[order]
+        # the rows in that order replace the unordered ones (which the caller's `rows`
+        # would otherwise keep alive while the frame is built)
+        rows.OK = OK = OK[order]
+        rows.OL = OL = OL[order]
+        rows.OI = OI = OI[order]
+        rows.OU = OU = OU[order]
+        del c
         var = rows.var
         orig_is_a = OU[:, ct.OU_ORIG_IS_A] != 0
         pick = _Orienter(orig_is_a)
@@ -612,7 +618,8 @@ class FlowTable:
                 "_orig_head": pick.orig_obj(heads_a, heads_b),
                 "_resp_head": pick.resp_obj(heads_a, heads_b),
                 "_resp_bcast": np.where(orig_is_a, bcast_b, bcast_a),
-            }
+            },
+            copy=False,  # each column its own block: no second, consolidated copy
         )
         frame["service"] = frame["service"].astype(object)
         return frame

@@ -160,11 +160,16 @@ def _alive(pid: int) -> bool:
 
 
 def write_tables(
-    outdir: Path, tables: Mapping[str, pa.Table], meta: Mapping[str, str]
+    outdir: Path, tables: Mapping[str, pa.Table | Iterable[pa.Table]], meta: Mapping[str, str]
 ) -> dict[str, Path]:
-    """Write each table to OUTDIR/<name>.parquet atomically; return the final paths."""
+    """Write each table to OUTDIR/<name>.parquet atomically; return the final paths.
+    A table may be given as an iterable of chunks (each with the table's schema): they
+    are written one after another as row groups of one file, so only one chunk needs to
+    be in memory (pipeline.analyze writes a large capture's flows so)."""
     for name, table in tables.items():
-        if table.schema != schema.arrow_schema(schema.TABLES[name]):
+        if isinstance(table, pa.Table) and table.schema != schema.arrow_schema(
+            schema.TABLES[name]
+        ):
             raise ValueError(f"{name} table does not match the schema module")
     try:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -175,8 +180,14 @@ def write_tables(
     try:
         try:
             for name, table in tables.items():
-                table = table.replace_schema_metadata({**meta, "pcapclass.table": name})
-                temps[name] = _write_temp(outdir, FILE_NAMES[name], table)
+                file_meta = {**meta, "pcapclass.table": name}
+                if isinstance(table, pa.Table):
+                    table = table.replace_schema_metadata(file_meta)
+                    temps[name] = _write_temp(outdir, FILE_NAMES[name], table)
+                else:
+                    columns = schema.TABLES[name]
+                    temps[name] = _write_temp_chunks(outdir, FILE_NAMES[name], name, table,
+                                                     columns, file_meta)  # fmt: skip
         except OSError as exc:
             raise InputError(folder_error(outdir, exc)) from None
         final: dict[str, Path] = {}
@@ -204,6 +215,33 @@ def _write_temp(outdir: Path, final_name: str, table: pa.Table) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             pq.write_table(table, fh, compression=COMPRESSION)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return tmp
+
+
+def _write_temp_chunks(
+    outdir: Path,
+    final_name: str,
+    name: str,
+    chunks: Iterable[pa.Table],
+    columns: tuple[schema.Column, ...],
+    file_meta: Mapping[str, str],
+) -> Path:
+    """As _write_temp, the table given as chunks, each one or more row groups."""
+    file_schema = schema.arrow_schema(columns).with_metadata(file_meta)
+    tmp, fd = open_temp(outdir / final_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with pq.ParquetWriter(fh, file_schema, compression=COMPRESSION) as writer:
+                for chunk in chunks:
+                    if chunk.schema != schema.arrow_schema(columns):
+                        raise ValueError(f"{name} table does not match the schema module")
+                    writer.write_table(chunk.replace_schema_metadata(file_meta))
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException:

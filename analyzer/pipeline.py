@@ -6,16 +6,20 @@ Parquet (output). Everything but the packet loop works on connections, not packe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from . import flows as flow_table
 from . import schema
-from .classify import classify, site_catalog
+from .classify import Prepared, prepare, site_catalog
 from .decode import decode_batch
 from .errors import UsageError
 from .flows import FlowTable
@@ -32,6 +36,10 @@ STDIN_NAME = "<stdin>"
 # a pcapng Enhanced Packet Block's header and trailer (options not counted).
 PCAP_RECORD_OVERHEAD = 16
 PCAPNG_EPB_OVERHEAD = 32
+# Flows per chunk when a capture has more connections than this: they are filled
+# (verdict columns, reasons), converted to Arrow and written one chunk at a time, so the
+# per-flow output columns are never all in memory (docs/hardening.md, "SYN flood").
+WRITE_CHUNK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -56,22 +64,58 @@ class Result:
     """Everything one capture's analysis produced."""
 
     capture: CaptureStats
-    flows: pa.Table
+    flows_table: pa.Table | None  # None: written in chunks; `flows` reads the file back
     findings: pa.Table
     hosts: pa.Table
     outputs: dict[str, Path]  # table name -> written file; empty when not written
     interrupted: bool = False  # reading stopped early (stop() said so): exit 130
     evicted: int = 0  # connections ended early: the live connection table was full
+    counts: FlowCounts | None = None  # of the flows, kept when flows_table is None
+
+    @cached_property
+    def flows(self) -> pa.Table:
+        """The flows table: in memory, or (a capture of more than WRITE_CHUNK_ROWS
+        connections, written chunk by chunk) read back from its file when first asked."""
+        if self.flows_table is not None:
+            return self.flows_table
+        return pq.read_table(self.outputs["flows"]).replace_schema_metadata(None)
+
+    @property
+    def flow_count(self) -> int:
+        return self.counts.flows if self.counts is not None else self.flows.num_rows
 
     def verdict_counts(self) -> dict[str, int]:
         """Flows per verdict, in the contract's verdict order, zero counts left out."""
-        counts = pc.value_counts(self.flows.column("verdict")).to_pylist()
-        by = {c["values"]: c["counts"] for c in counts}
+        if self.counts is not None:
+            by = self.counts.verdicts
+        else:
+            counts = pc.value_counts(self.flows.column("verdict")).to_pylist()
+            by = {c["values"]: c["counts"] for c in counts}
         return {v: by[v] for v in schema.VERDICTS if v in by}
 
     def systems_seen(self) -> list[str]:
-        values = pc.unique(pc.drop_null(self.flows.column("system"))).to_pylist()
+        if self.counts is not None:
+            values = list(self.counts.systems)
+        else:
+            values = pc.unique(pc.drop_null(self.flows.column("system"))).to_pylist()
         return sorted(v for v in values if v != "common")
+
+
+@dataclass(frozen=True)
+class FlowCounts:
+    """What the summary needs of the flows, counted before they were written in chunks."""
+
+    flows: int
+    verdicts: dict[str, int]
+    systems: frozenset[str]
+
+    @classmethod
+    def of(cls, prepared: Prepared) -> FlowCounts:
+        verdicts = Counter(prepared.verdicts().tolist())
+        table = prepared.decisions.table
+        used = np.unique(prepared.decisions.index).tolist()
+        systems = frozenset(s for k in used if (s := table[k].system) is not None)
+        return cls(len(prepared.flows), dict(verdicts), systems)
 
 
 def default_outdir(capture: str | Path, base: Path = Path("pcapclass-out")) -> Path:
@@ -148,31 +192,41 @@ def analyze(
     if progress is not None:
         n = len(flow_result.flows)
         progress(Progress("classifying", stats.packets, streamed, stats.format, n))
-    classified = classify(flow_result, catalog, site)
-    stats.skipped.update(classified.skipped)  # e.g. dns_malformed: counted, not lost
+    prepared = prepare(flow_result, catalog, site)
+    stats.skipped.update(prepared.skipped)  # e.g. dns_malformed: counted, not lost
     del flow_result
-    frames = {
-        "flows": (classified.flows, schema.FLOWS),
-        "findings": (classified.findings, schema.FINDINGS),
-        "hosts": (classified.hosts, schema.HOSTS),
-    }
-    del classified
-    tables: dict[str, pa.Table] = {}
-    for name in list(frames):  # each pandas frame goes as soon as its Arrow table exists
-        frame, columns = frames.pop(name)
-        tables[name] = schema.to_arrow(frame, columns)
-        del frame
+    n = len(prepared.flows)
+    findings = schema.to_arrow(prepared.findings, schema.FINDINGS)
+    hosts = schema.to_arrow(prepared.hosts, schema.HOSTS)
+    flows: pa.Table | None = None
+    counts: FlowCounts | None = None
+    if write and n > WRITE_CHUNK_ROWS:
+        # a large capture: its flows are filled, converted and written a chunk at a time
+        counts = FlowCounts.of(prepared)
+        flow_data: pa.Table | Iterable[pa.Table] = _flow_chunks(prepared)
+    else:
+        flows = flow_data = schema.to_arrow(prepared.chunk(0, n), schema.FLOWS)
     outputs: dict[str, Path] = {}
     if write:
         assert outdir is not None
         if progress is not None:
-            n = tables["flows"].num_rows
             progress(Progress("writing", stats.packets, streamed, stats.format, n))
         info = RunInfo(stats, catalog.sha256, site.sha256 if site is not None else None)
         info = replace(info, interrupted=interrupted, evicted=evicted)
+        tables = {"flows": flow_data, "findings": findings, "hosts": hosts}
         outputs = write_tables(outdir, tables, metadata(info))
-    flows, findings, hosts = tables["flows"], tables["findings"], tables["hosts"]
-    return Result(stats, flows, findings, hosts, outputs, interrupted=interrupted, evicted=evicted)
+    del prepared, flow_data
+    return Result(
+        stats, flows, findings, hosts, outputs, interrupted=interrupted, evicted=evicted,
+        counts=counts,
+    )  # fmt: skip
+
+
+def _flow_chunks(prepared: Prepared) -> Iterator[pa.Table]:
+    """The flows table as Arrow chunks of WRITE_CHUNK_ROWS rows, each built when asked."""
+    n = len(prepared.flows)
+    for start in range(0, n, WRITE_CHUNK_ROWS):
+        yield schema.to_arrow(prepared.chunk(start, start + WRITE_CHUNK_ROWS), schema.FLOWS)
 
 
 def evicted_warning(name: str, evicted: int, cap: int) -> str:

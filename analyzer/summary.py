@@ -219,7 +219,7 @@ def as_json(
             "truncated": r.capture.truncated,
             "interrupted": bool(getattr(r, "interrupted", False)),
             "evicted": int(getattr(r, "evicted", 0)),
-            "flows": r.flows.num_rows,
+            "flows": r.flow_count,
             "findings": r.findings.num_rows,
             "warnings": list(r.capture.warnings),
         }
@@ -231,7 +231,7 @@ def as_json(
     obj: dict[str, Any] = {
         "version": __version__,
         "captures": captures,
-        "flows": sum(r.flows.num_rows for r in results),
+        "flows": sum(r.flow_count for r in results),
         "verdicts": {v: verdicts[v] for v in schema.VERDICTS if verdicts[v]},
         "severities": severity_counts(results),
         "findings": [row for r in results for row in finding_rows(r)],
@@ -260,7 +260,7 @@ def summary(result: Result, *, limit: int = DEFAULT_LIMIT, width: int | None = N
         state.append("interrupted")
     if cap.truncated:
         state.append("capture cut short")
-    facts = f": {cap.packets:,} packets, {result.flows.num_rows:,} flows" + (
+    facts = f": {cap.packets:,} packets, {result.flow_count:,} flows" + (
         f" ({', '.join(state)})" if state else ""
     )
     lines = [_left_cut(printable(cap.name), width, len(facts)) + facts]
