@@ -1,7 +1,8 @@
 """Capture health: is this capture fit to judge a network by?
 
-    counters = FrameCounters()            # the reader keeps one per capture
-    counters.update(buf, off, cap, wire, ts)   # every kept record, in record order
+    counters = FrameCounters()            # the reader keeps one per capture; its walk
+                                          # counts each kept record (count_frame)
+    counters.update(buf, off, cap, wire, ts)   # or a batch of frames, in record order
     health = capture_health(stats, flows)      # after the connection table is built
     health.warnings()                          # one line each, for stderr and metadata
     health.as_dict()                           # JSON: metadata key pcapclass.health, --json
@@ -110,6 +111,43 @@ def frame_hash(buf: np.ndarray, off: int, caplen: int, wirelen: int) -> np.uint6
     return h
 
 
+@inline_kernel
+def count_frame(
+    buf: np.ndarray,
+    off: int,
+    cap: int,
+    wire: int,
+    t: int,
+    hc: np.ndarray,
+    ring_hash: np.ndarray,
+    ring_ts: np.ndarray,
+) -> None:
+    """Order, gap, snaplen cut and duplicate of one frame (the next in record order);
+    inlined into the record walk (walk.walk_pcap, walk.walk_pcapng), which calls it for
+    every record it keeps while the record's bytes are in the cache."""
+    if hc[HC_FRAMES] > 0:
+        prev = hc[HC_PREV_TS]
+        if t < prev:
+            hc[HC_OUT_OF_ORDER] += 1
+        elif t - prev > GAP_S * 1_000_000_000:
+            hc[HC_GAPS] += 1
+            hc[HC_LONGEST_GAP_NS] = max(hc[HC_LONGEST_GAP_NS], t - prev)
+    hc[HC_FRAMES] += 1
+    hc[HC_PREV_TS] = t
+    if cap < wire:
+        hc[HC_SNAPLEN_CUT] += 1
+    h = frame_hash(buf, off, cap, wire)
+    seen = False
+    for k in range(DUP_WINDOW):  # no early exit: the 16 compares run branch-free
+        seen |= ring_hash[k] == h and 0 <= t - ring_ts[k] <= DUP_MAX_NS
+    if seen:
+        hc[HC_DUPLICATES] += 1
+    slot = hc[HC_RING_NEXT] % DUP_WINDOW
+    ring_hash[slot] = h
+    ring_ts[slot] = t
+    hc[HC_RING_NEXT] += 1
+
+
 @kernel
 def count_frames(
     buf: np.ndarray,
@@ -121,31 +159,12 @@ def count_frames(
     ring_hash: np.ndarray,
     ring_ts: np.ndarray,
 ) -> None:
-    """Order, gaps, snaplen cuts and duplicates of one batch of frames (record order)."""
-    gap_ns = GAP_S * 1_000_000_000
+    """count_frame for each frame of a batch (record order); the reader counts in the
+    walk instead, this is for frames that come from elsewhere."""
     for i in range(data_off.shape[0]):
-        t = ts_ns[i]
-        if hc[HC_FRAMES] > 0:
-            prev = hc[HC_PREV_TS]
-            if t < prev:
-                hc[HC_OUT_OF_ORDER] += 1
-            elif t - prev > gap_ns:
-                hc[HC_GAPS] += 1
-                hc[HC_LONGEST_GAP_NS] = max(hc[HC_LONGEST_GAP_NS], t - prev)
-        hc[HC_FRAMES] += 1
-        hc[HC_PREV_TS] = t
-        cap, wire = int(caplen[i]), int(wirelen[i])
-        if cap < wire:
-            hc[HC_SNAPLEN_CUT] += 1
-        h = frame_hash(buf, data_off[i], cap, wire)
-        for k in range(DUP_WINDOW):
-            if ring_hash[k] == h and 0 <= t - ring_ts[k] <= DUP_MAX_NS:
-                hc[HC_DUPLICATES] += 1
-                break
-        slot = hc[HC_RING_NEXT] % DUP_WINDOW
-        ring_hash[slot] = h
-        ring_ts[slot] = t
-        hc[HC_RING_NEXT] += 1
+        count_frame(
+            buf, data_off[i], int(caplen[i]), int(wirelen[i]), ts_ns[i], hc, ring_hash, ring_ts
+        )
 
 
 class FrameCounters:
@@ -153,8 +172,8 @@ class FrameCounters:
 
     def __init__(self) -> None:
         self.hc = np.zeros(HC_SLOTS, dtype=np.int64)
-        self._ring_hash = np.zeros(DUP_WINDOW, dtype=np.uint64)
-        self._ring_ts = np.full(DUP_WINDOW, NEVER, dtype=np.int64)
+        self.ring_hash = np.zeros(DUP_WINDOW, dtype=np.uint64)
+        self.ring_ts = np.full(DUP_WINDOW, NEVER, dtype=np.int64)
 
     def update(
         self,
@@ -164,7 +183,7 @@ class FrameCounters:
         wirelen: np.ndarray,
         ts_ns: np.ndarray,
     ) -> None:
-        count_frames(buf, data_off, caplen, wirelen, ts_ns, self.hc, self._ring_hash, self._ring_ts)
+        count_frames(buf, data_off, caplen, wirelen, ts_ns, self.hc, self.ring_hash, self.ring_ts)
 
     def into(self, stats: CaptureStats) -> None:
         hc = self.hc

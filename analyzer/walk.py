@@ -1,8 +1,8 @@
 """The record walk: the compiled loops that find the packet records of a classic pcap or
 pcapng byte range and write each kept record's fields into output columns.
 
-    status, pos, n = walk_pcap(buf, pos, end, big, frac_ns, linktype, st, cnt, out...)
-    status, pos, n = walk_pcapng(buf, pos, end, look_end, st, cnt, ifc, out...)
+    status, pos, n = walk_pcap(buf, pos, end, big, frac_ns, linktype, st, cnt, out..., frames...)
+    status, pos, n = walk_pcapng(buf, pos, end, look_end, st, cnt, ifc, out..., frames...)
 
 Both work on any uint8 array: the memory-mapped file or a chunk of a gzip/stdin stream.
 They stop when the output columns are full (WALK_FULL: call again from `pos`), when the
@@ -15,6 +15,9 @@ State lives in small int64 arrays with named slots, so one walk resumes where th
 one stopped: `st` (ST_*: record counter, pcapng section state, what the damage was),
 `cnt` (CNT_*: records skipped by reason and other events), `ifc` (the current section's
 interfaces, one row each, IF_* columns; at most MAX_INTERFACES, further IDBs counted).
+`frames...` are a health.FrameCounters' arrays (hc, ring_hash, ring_ts): the walk counts
+each kept record's order, gaps, snaplen cut and duplicates (health.count_frame) while the
+record is in the cache, instead of a second pass over the batch.
 
 Records skipped alone (framing intact, content impossible; counted in `cnt`): caplen
 above wirelen, caplen 0 (nothing to decode), pcapng caplen beyond its block, a packet for
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .health import count_frame
 from .kernel import inline_kernel, kernel
 
 # Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD: larger pcap records are treated as corrupt.
@@ -268,6 +272,9 @@ def walk_pcap(
     o_ts: np.ndarray,
     o_link: np.ndarray,
     o_idx: np.ndarray,
+    hc: np.ndarray,
+    ring_hash: np.ndarray,
+    ring_ts: np.ndarray,
 ) -> tuple[int, int, int]:
     """Classic pcap records from `pos` (a record header) up to `end`. `frac_ns`: 1000
     for microsecond files, 1 for nanosecond ones."""
@@ -293,12 +300,14 @@ def walk_pcap(
         else:
             sec = _u32(buf, pos + PCAP_TS_SEC, big)
             frac = _u32(buf, pos + PCAP_TS_FRAC, big)
+            ts = sec * NS_PER_S + frac * frac_ns
             o_off[n] = pos + PCAP_REC_LEN
             o_cap[n] = caplen
             o_wire[n] = wirelen
-            o_ts[n] = sec * NS_PER_S + frac * frac_ns
+            o_ts[n] = ts
             o_link[n] = linktype
             o_idx[n] = record
+            count_frame(buf, pos + PCAP_REC_LEN, caplen, wirelen, ts, hc, ring_hash, ring_ts)
             n += 1
         pos += PCAP_REC_LEN + caplen
     return WALK_FULL, pos, n
@@ -402,6 +411,9 @@ def walk_pcapng(
     o_ts: np.ndarray,
     o_link: np.ndarray,
     o_idx: np.ndarray,
+    hc: np.ndarray,
+    ring_hash: np.ndarray,
+    ring_ts: np.ndarray,
 ) -> tuple[int, int, int]:
     """pcapng blocks from `pos` (a block start) up to `end`; SPBs may look ahead for a
     timestamp up to `look_end` (>= end)."""
@@ -486,6 +498,7 @@ def walk_pcapng(
                 o_ts[n] = ts
                 o_link[n] = ifc[iface, IF_LINKTYPE]
                 o_idx[n] = record
+                count_frame(buf, pos + EPB_DATA, caplen, wirelen, ts, hc, ring_hash, ring_ts)
                 n += 1
         elif btype == BT_SPB:
             if blen < SPB_MIN_LEN:
@@ -515,6 +528,7 @@ def walk_pcapng(
                     o_ts[n] = ts
                     o_link[n] = ifc[0, IF_LINKTYPE]
                     o_idx[n] = record
+                    count_frame(buf, pos + SPB_DATA, caplen, wirelen, ts, hc, ring_hash, ring_ts)
                     n += 1
         # any other block type (NRB, ISB, DSB, custom, ...) carries no packet: skipped
         pos += blen
