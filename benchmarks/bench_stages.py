@@ -3,6 +3,7 @@ a test: prints figures for docs/performance.md).
 
     .venv/bin/python benchmarks/bench_stages.py                      # 2 M packets
     .venv/bin/python benchmarks/bench_stages.py --packets 10000000
+    .venv/bin/python benchmarks/bench_stages.py --read-only 3   # the kernels' split, 3 runs
 
 The stages are the calls analyzer.pipeline.analyze makes, in its order, on the capture
 benchmarks/gen_capture.py makes (generated once, then reused). Per stage: wall time, CPU
@@ -85,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--packets", type=int, default=2_000_000)
     ap.add_argument("--connections", type=int, default=None, help="default: packets / 100")
+    ap.add_argument(
+        "--read-only",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the reading stage, N times: the kernels' main-thread CPU, medians",
+    )
     args = ap.parse_args(argv)
     capture = ensure_capture(args.packets, args.connections or max(1, args.packets // 100))
     stages = Stages()
@@ -124,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         kernel_cpu["record walk + frame counters"] = main - sum(kernel_cpu.values())
         return table, cap.stats
 
+    if args.read_only:
+        return read_only(args.read_only, warm_up, read, kernel_cpu)
     table, stats = stages.run("read + decode + flows", read)
     result = stages.run("finish (flows table)", table.finish)
     classified = stages.run("classify", partial(classify, result, catalog, None))
@@ -149,6 +159,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, cpu in kernel_cpu.items():
         print(f"  {name:28s} {cpu:6.2f}s CPU  ({stats.packets / cpu / 1e6:5.1f} M packets/s)")
+    return 0
+
+
+def read_only(
+    runs: int,
+    warm_up: Callable[[], None],
+    read: Callable[[], tuple[FlowTable, Any]],
+    kernel_cpu: dict[str, float],
+) -> int:
+    """The reading stage `runs` times in this process; medians and all values of the
+    main thread's CPU per kernel."""
+    warm_up()
+    seen: dict[str, list[float]] = {name: [] for name in kernel_cpu}
+    seen["main thread"] = []
+    for _ in range(runs):
+        for name in kernel_cpu:
+            kernel_cpu[name] = 0.0
+        _table, stats = read()
+        for name, cpu in kernel_cpu.items():
+            seen[name].append(cpu)
+        seen["main thread"].append(sum(kernel_cpu.values()))
+    print(f"reading stage, {runs} runs, {stats.packets:,} packets: main-thread CPU, median (all)")
+    for name, values in seen.items():
+        median = sorted(values)[len(values) // 2]
+        every = " ".join(f"{v:.3f}" for v in values)
+        print(f"  {name:28s} {median:6.3f}s  ({every})")
     return 0
 
 
