@@ -16,7 +16,7 @@ one stopped: `st` (ST_*: record counter, pcapng section state, what the damage w
 `cnt` (CNT_*: records skipped by reason and other events), `ifc` (the current section's
 interfaces, one row each, IF_* columns; at most MAX_INTERFACES, further IDBs counted).
 `frames...` are a health.FrameCounters' arrays (hc, ring_hash, ring_ts): the walk counts
-each kept record's order, gaps, snaplen cut and duplicates (health.count_frame) while the
+each kept record's order, gaps, snaplen cut and duplicates (count_frame) while the
 record is in the cache, instead of a second pass over the batch.
 
 Records skipped alone (framing intact, content impossible; counted in `cnt`): caplen
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .health import count_frame
 from .kernel import inline_kernel, kernel
 
 # Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD: larger pcap records are treated as corrupt.
@@ -251,6 +250,87 @@ def reaches_present(tsresol: int) -> bool:
     finer resolutions cannot: their timestamps all fall into the first seconds of 1970.)"""
     r = tsresol & 0x7F
     return r <= 63 if tsresol & 0x80 else r <= 19
+
+
+# ----------------------------------------------------------------------- frame counters
+# What the reader notices about the frames it keeps (health.py: the rules and verdicts).
+# The thresholds live here, beside the kernels that apply them: numba's compile cache
+# notices changes to a kernel's own file only, so a helper or constant inlined from
+# another module would keep its old value in a cached walk after an edit.
+
+GAP_S = 300  # Zeek's tcp_inactivity_timeout (5 min): a longer gap splits every connection
+DUP_WINDOW = 16  # frames looked back for a duplicate
+DUP_MAX_NS = 100_000_000  # 100 ms: a mirror's two copies are microseconds apart
+DUP_HEAD_BYTES = 64  # Ethernet + IP + TCP headers: IP id, checksums, sequence numbers
+
+# --- hc: frame counter slots (a health.FrameCounters holds hc, ring_hash, ring_ts)
+HC_FRAMES = 0
+HC_PREV_TS = 1
+HC_OUT_OF_ORDER = 2
+HC_GAPS = 3
+HC_LONGEST_GAP_NS = 4
+HC_SNAPLEN_CUT = 5
+HC_DUPLICATES = 6
+HC_RING_NEXT = 7
+HC_SLOTS = 8
+FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@inline_kernel
+def frame_hash(buf: np.ndarray, off: int, caplen: int, wirelen: int) -> np.uint64:
+    """A multiply-xorshift hash of the lengths and the first DUP_HEAD_BYTES captured
+    bytes, taken 8 bytes at a time (little-endian words; a short tail byte by byte)."""
+    h = FNV_OFFSET ^ (np.uint64(caplen) << np.uint64(32)) ^ np.uint64(wirelen)
+    k = min(caplen, DUP_HEAD_BYTES)
+    j = 0
+    while j + 8 <= k:
+        w = np.uint64(0)
+        for b in range(8):
+            w |= np.uint64(buf[off + j + b]) << np.uint64(8 * b)
+        h = (h ^ w) * FNV_PRIME
+        h ^= h >> np.uint64(29)
+        j += 8
+    while j < k:
+        h = (h ^ np.uint64(buf[off + j])) * FNV_PRIME
+        j += 1
+    return h
+
+
+@inline_kernel
+def count_frame(
+    buf: np.ndarray,
+    off: int,
+    cap: int,
+    wire: int,
+    t: int,
+    hc: np.ndarray,
+    ring_hash: np.ndarray,
+    ring_ts: np.ndarray,
+) -> None:
+    """Order, gap, snaplen cut and duplicate of one frame (the next in record order):
+    walk_pcap and walk_pcapng call it for every record they keep, while the record's
+    bytes are in the cache (health.py's module docstring gives the rules)."""
+    if hc[HC_FRAMES] > 0:
+        prev = hc[HC_PREV_TS]
+        if t < prev:
+            hc[HC_OUT_OF_ORDER] += 1
+        elif t - prev > GAP_S * 1_000_000_000:
+            hc[HC_GAPS] += 1
+            hc[HC_LONGEST_GAP_NS] = max(hc[HC_LONGEST_GAP_NS], t - prev)
+    hc[HC_FRAMES] += 1
+    hc[HC_PREV_TS] = t
+    if cap < wire:
+        hc[HC_SNAPLEN_CUT] += 1
+    h = frame_hash(buf, off, cap, wire)
+    for k in range(DUP_WINDOW):
+        if ring_hash[k] == h and 0 <= t - ring_ts[k] <= DUP_MAX_NS:
+            hc[HC_DUPLICATES] += 1
+            break
+    slot = hc[HC_RING_NEXT] % DUP_WINDOW
+    ring_hash[slot] = h
+    ring_ts[slot] = t
+    hc[HC_RING_NEXT] += 1
 
 
 # ----------------------------------------------------------------------- classic pcap
