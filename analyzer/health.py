@@ -1,12 +1,13 @@
 """Capture health: is this capture fit to judge a network by?
 
-    counters = FrameCounters()            # the reader keeps one per capture
-    counters.update(buf, off, cap, wire, ts)   # every kept record, in record order
+    counters = FrameCounters()            # the reader keeps one per capture; its record
+                                          # walk counts each kept record (walk.count_frame)
     health = capture_health(stats, flows)      # after the connection table is built
     health.warnings()                          # one line each, for stderr and metadata
     health.as_dict()                           # JSON: metadata key pcapclass.health, --json
 
-What it looks at, and the rule for each (thresholds are the module's constants):
+What it looks at, and the rule for each (thresholds are the module's constants; those
+the record walk applies, GAP_S and DUP_*, are walk.py's, beside walk.count_frame):
 
 - skipped records by reason (reader and decoder), split into *damage* (cut, impossible
   or empty records and headers) and *not IP* (other link types and EtherTypes, named
@@ -33,18 +34,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .kernel import inline_kernel, kernel
+from .walk import (
+    DUP_MAX_NS,
+    DUP_WINDOW,
+    GAP_S,
+    HC_DUPLICATES,
+    HC_GAPS,
+    HC_LONGEST_GAP_NS,
+    HC_OUT_OF_ORDER,
+    HC_SLOTS,
+    HC_SNAPLEN_CUT,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .reader import CaptureStats
 
-GAP_S = 300  # Zeek's tcp_inactivity_timeout (5 min): a longer gap splits every connection
-DUP_WINDOW = 16  # frames looked back for a duplicate
-DUP_MAX_NS = 100_000_000  # 100 ms: a mirror's two copies are microseconds apart
-DUP_HEAD_BYTES = 64  # Ethernet + IP + TCP headers: IP id, checksums, sequence numbers
+# GAP_S, DUP_WINDOW, DUP_MAX_NS, DUP_HEAD_BYTES: defined in walk.py, beside the kernel
+# that applies them (walk.count_frame); see there why
 DUP_WARN_SHARE = 0.05
+NEVER = np.iinfo(np.int64).max
 MOSTLY = 0.5  # "most": more than half
 ONE_WAY_MIN_CONNS = 10  # fewer TCP connections with data prove nothing either way
 
@@ -75,96 +85,14 @@ ETHERTYPE_NAMES = {  # IEEE registry names of EtherTypes common on building netw
 }
 LLC_NAME = "LLC (STP, CDP, ...)"
 
-# --- hc: counter slots
-HC_FRAMES = 0
-HC_PREV_TS = 1
-HC_OUT_OF_ORDER = 2
-HC_GAPS = 3
-HC_LONGEST_GAP_NS = 4
-HC_SNAPLEN_CUT = 5
-HC_DUPLICATES = 6
-HC_RING_NEXT = 7
-HC_SLOTS = 8
-FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-FNV_PRIME = np.uint64(0x100000001B3)
-NEVER = np.iinfo(np.int64).max
-
-
-@inline_kernel
-def frame_hash(buf: np.ndarray, off: int, caplen: int, wirelen: int) -> np.uint64:
-    """A multiply-xorshift hash of the lengths and the first DUP_HEAD_BYTES captured
-    bytes, taken 8 bytes at a time (little-endian words; a short tail byte by byte)."""
-    h = FNV_OFFSET ^ (np.uint64(caplen) << np.uint64(32)) ^ np.uint64(wirelen)
-    k = min(caplen, DUP_HEAD_BYTES)
-    j = 0
-    while j + 8 <= k:
-        w = np.uint64(0)
-        for b in range(8):
-            w |= np.uint64(buf[off + j + b]) << np.uint64(8 * b)
-        h = (h ^ w) * FNV_PRIME
-        h ^= h >> np.uint64(29)
-        j += 8
-    while j < k:
-        h = (h ^ np.uint64(buf[off + j])) * FNV_PRIME
-        j += 1
-    return h
-
-
-@kernel
-def count_frames(
-    buf: np.ndarray,
-    data_off: np.ndarray,
-    caplen: np.ndarray,
-    wirelen: np.ndarray,
-    ts_ns: np.ndarray,
-    hc: np.ndarray,
-    ring_hash: np.ndarray,
-    ring_ts: np.ndarray,
-) -> None:
-    """Order, gaps, snaplen cuts and duplicates of one batch of frames (record order)."""
-    gap_ns = GAP_S * 1_000_000_000
-    for i in range(data_off.shape[0]):
-        t = ts_ns[i]
-        if hc[HC_FRAMES] > 0:
-            prev = hc[HC_PREV_TS]
-            if t < prev:
-                hc[HC_OUT_OF_ORDER] += 1
-            elif t - prev > gap_ns:
-                hc[HC_GAPS] += 1
-                hc[HC_LONGEST_GAP_NS] = max(hc[HC_LONGEST_GAP_NS], t - prev)
-        hc[HC_FRAMES] += 1
-        hc[HC_PREV_TS] = t
-        cap, wire = int(caplen[i]), int(wirelen[i])
-        if cap < wire:
-            hc[HC_SNAPLEN_CUT] += 1
-        h = frame_hash(buf, data_off[i], cap, wire)
-        for k in range(DUP_WINDOW):
-            if ring_hash[k] == h and 0 <= t - ring_ts[k] <= DUP_MAX_NS:
-                hc[HC_DUPLICATES] += 1
-                break
-        slot = hc[HC_RING_NEXT] % DUP_WINDOW
-        ring_hash[slot] = h
-        ring_ts[slot] = t
-        hc[HC_RING_NEXT] += 1
-
-
 class FrameCounters:
-    """What the reader notices about the frames it passes on, over a whole capture."""
+    """What the reader notices about the frames it passes on, over a whole capture: the
+    state arrays the record walk updates (walk.count_frame, per kept record)."""
 
     def __init__(self) -> None:
         self.hc = np.zeros(HC_SLOTS, dtype=np.int64)
-        self._ring_hash = np.zeros(DUP_WINDOW, dtype=np.uint64)
-        self._ring_ts = np.full(DUP_WINDOW, NEVER, dtype=np.int64)
-
-    def update(
-        self,
-        buf: np.ndarray,
-        data_off: np.ndarray,
-        caplen: np.ndarray,
-        wirelen: np.ndarray,
-        ts_ns: np.ndarray,
-    ) -> None:
-        count_frames(buf, data_off, caplen, wirelen, ts_ns, self.hc, self._ring_hash, self._ring_ts)
+        self.ring_hash = np.zeros(DUP_WINDOW, dtype=np.uint64)
+        self.ring_ts = np.full(DUP_WINDOW, NEVER, dtype=np.int64)  # no frame yet
 
     def into(self, stats: CaptureStats) -> None:
         hc = self.hc

@@ -787,6 +787,7 @@ class Capture:
         stop.corrupt when reading must end there)."""
         pos = start
         st, cnt = self._st, self._cnt
+        fr = self._frames
         st[walk.ST_AHEAD_UNTIL] = -1  # look-ahead positions are this buffer's
         while True:
             room = min(self._batch, (end - pos) // MIN_RECORD_BYTES + 1)
@@ -799,18 +800,18 @@ class Capture:
             if self._kind == "pcap":
                 status, pos, n = walk.walk_pcap(
                     buf, pos, end, self._big, self._frac_ns, self._linktype, st, cnt,
-                    off, cap, wire, ts, link, idx,
+                    off, cap, wire, ts, link, idx, fr.hc, fr.ring_hash, fr.ring_ts,
                 )  # fmt: skip
             else:
                 status, pos, n = walk.walk_pcapng(
-                    buf, pos, end, look_end, st, cnt, self._ifc, off, cap, wire, ts, link, idx
-                )
+                    buf, pos, end, look_end, st, cnt, self._ifc,
+                    off, cap, wire, ts, link, idx, fr.hc, fr.ring_hash, fr.ring_ts,
+                )  # fmt: skip
             self.stats.packets = int(st[walk.ST_RECORD])
             if status == walk.WALK_CORRUPT:
                 stop.corrupt = self._corrupt_msg(pos, start)
             if n:
                 batch = RawBatch(buf, off[:n], cap[:n], wire[:n], ts[:n], link[:n], idx[:n])
-                self._frames.update(buf, batch.data_off, batch.caplen, batch.wirelen, batch.ts_ns)
                 yield batch
                 if stop.corrupt is None and self._stop_files():
                     stop.pos, stop.stopped = pos, True

@@ -1,8 +1,8 @@
 """The record walk: the compiled loops that find the packet records of a classic pcap or
 pcapng byte range and write each kept record's fields into output columns.
 
-    status, pos, n = walk_pcap(buf, pos, end, big, frac_ns, linktype, st, cnt, out...)
-    status, pos, n = walk_pcapng(buf, pos, end, look_end, st, cnt, ifc, out...)
+    status, pos, n = walk_pcap(buf, pos, end, big, frac_ns, linktype, st, cnt, out..., frames...)
+    status, pos, n = walk_pcapng(buf, pos, end, look_end, st, cnt, ifc, out..., frames...)
 
 Both work on any uint8 array: the memory-mapped file or a chunk of a gzip/stdin stream.
 They stop when the output columns are full (WALK_FULL: call again from `pos`), when the
@@ -15,6 +15,9 @@ State lives in small int64 arrays with named slots, so one walk resumes where th
 one stopped: `st` (ST_*: record counter, pcapng section state, what the damage was),
 `cnt` (CNT_*: records skipped by reason and other events), `ifc` (the current section's
 interfaces, one row each, IF_* columns; at most MAX_INTERFACES, further IDBs counted).
+`frames...` are a health.FrameCounters' arrays (hc, ring_hash, ring_ts): the walk counts
+each kept record's order, gaps, snaplen cut and duplicates (count_frame) while the
+record is in the cache, instead of a second pass over the batch.
 
 Records skipped alone (framing intact, content impossible; counted in `cnt`): caplen
 above wirelen, caplen 0 (nothing to decode), pcapng caplen beyond its block, a packet for
@@ -249,6 +252,87 @@ def reaches_present(tsresol: int) -> bool:
     return r <= 63 if tsresol & 0x80 else r <= 19
 
 
+# ----------------------------------------------------------------------- frame counters
+# What the reader notices about the frames it keeps (health.py: the rules and verdicts).
+# The thresholds live here, beside the kernels that apply them: numba's compile cache
+# notices changes to a kernel's own file only, so a helper or constant inlined from
+# another module would keep its old value in a cached walk after an edit.
+
+GAP_S = 300  # Zeek's tcp_inactivity_timeout (5 min): a longer gap splits every connection
+DUP_WINDOW = 16  # frames looked back for a duplicate
+DUP_MAX_NS = 100_000_000  # 100 ms: a mirror's two copies are microseconds apart
+DUP_HEAD_BYTES = 64  # Ethernet + IP + TCP headers: IP id, checksums, sequence numbers
+
+# --- hc: frame counter slots (a health.FrameCounters holds hc, ring_hash, ring_ts)
+HC_FRAMES = 0
+HC_PREV_TS = 1
+HC_OUT_OF_ORDER = 2
+HC_GAPS = 3
+HC_LONGEST_GAP_NS = 4
+HC_SNAPLEN_CUT = 5
+HC_DUPLICATES = 6
+HC_RING_NEXT = 7
+HC_SLOTS = 8
+FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@inline_kernel
+def frame_hash(buf: np.ndarray, off: int, caplen: int, wirelen: int) -> np.uint64:
+    """A multiply-xorshift hash of the lengths and the first DUP_HEAD_BYTES captured
+    bytes, taken 8 bytes at a time (little-endian words; a short tail byte by byte)."""
+    h = FNV_OFFSET ^ (np.uint64(caplen) << np.uint64(32)) ^ np.uint64(wirelen)
+    k = min(caplen, DUP_HEAD_BYTES)
+    j = 0
+    while j + 8 <= k:
+        w = np.uint64(0)
+        for b in range(8):
+            w |= np.uint64(buf[off + j + b]) << np.uint64(8 * b)
+        h = (h ^ w) * FNV_PRIME
+        h ^= h >> np.uint64(29)
+        j += 8
+    while j < k:
+        h = (h ^ np.uint64(buf[off + j])) * FNV_PRIME
+        j += 1
+    return h
+
+
+@inline_kernel
+def count_frame(
+    buf: np.ndarray,
+    off: int,
+    cap: int,
+    wire: int,
+    t: int,
+    hc: np.ndarray,
+    ring_hash: np.ndarray,
+    ring_ts: np.ndarray,
+) -> None:
+    """Order, gap, snaplen cut and duplicate of one frame (the next in record order):
+    walk_pcap and walk_pcapng call it for every record they keep, while the record's
+    bytes are in the cache (health.py's module docstring gives the rules)."""
+    if hc[HC_FRAMES] > 0:
+        prev = hc[HC_PREV_TS]
+        if t < prev:
+            hc[HC_OUT_OF_ORDER] += 1
+        elif t - prev > GAP_S * 1_000_000_000:
+            hc[HC_GAPS] += 1
+            hc[HC_LONGEST_GAP_NS] = max(hc[HC_LONGEST_GAP_NS], t - prev)
+    hc[HC_FRAMES] += 1
+    hc[HC_PREV_TS] = t
+    if cap < wire:
+        hc[HC_SNAPLEN_CUT] += 1
+    h = frame_hash(buf, off, cap, wire)
+    for k in range(DUP_WINDOW):
+        if ring_hash[k] == h and 0 <= t - ring_ts[k] <= DUP_MAX_NS:
+            hc[HC_DUPLICATES] += 1
+            break
+    slot = hc[HC_RING_NEXT] % DUP_WINDOW
+    ring_hash[slot] = h
+    ring_ts[slot] = t
+    hc[HC_RING_NEXT] += 1
+
+
 # ----------------------------------------------------------------------- classic pcap
 
 
@@ -268,6 +352,9 @@ def walk_pcap(
     o_ts: np.ndarray,
     o_link: np.ndarray,
     o_idx: np.ndarray,
+    hc: np.ndarray,
+    ring_hash: np.ndarray,
+    ring_ts: np.ndarray,
 ) -> tuple[int, int, int]:
     """Classic pcap records from `pos` (a record header) up to `end`. `frac_ns`: 1000
     for microsecond files, 1 for nanosecond ones."""
@@ -293,12 +380,14 @@ def walk_pcap(
         else:
             sec = _u32(buf, pos + PCAP_TS_SEC, big)
             frac = _u32(buf, pos + PCAP_TS_FRAC, big)
+            ts = sec * NS_PER_S + frac * frac_ns
             o_off[n] = pos + PCAP_REC_LEN
             o_cap[n] = caplen
             o_wire[n] = wirelen
-            o_ts[n] = sec * NS_PER_S + frac * frac_ns
+            o_ts[n] = ts
             o_link[n] = linktype
             o_idx[n] = record
+            count_frame(buf, pos + PCAP_REC_LEN, caplen, wirelen, ts, hc, ring_hash, ring_ts)
             n += 1
         pos += PCAP_REC_LEN + caplen
     return WALK_FULL, pos, n
@@ -402,6 +491,9 @@ def walk_pcapng(
     o_ts: np.ndarray,
     o_link: np.ndarray,
     o_idx: np.ndarray,
+    hc: np.ndarray,
+    ring_hash: np.ndarray,
+    ring_ts: np.ndarray,
 ) -> tuple[int, int, int]:
     """pcapng blocks from `pos` (a block start) up to `end`; SPBs may look ahead for a
     timestamp up to `look_end` (>= end)."""
@@ -486,6 +578,7 @@ def walk_pcapng(
                 o_ts[n] = ts
                 o_link[n] = ifc[iface, IF_LINKTYPE]
                 o_idx[n] = record
+                count_frame(buf, pos + EPB_DATA, caplen, wirelen, ts, hc, ring_hash, ring_ts)
                 n += 1
         elif btype == BT_SPB:
             if blen < SPB_MIN_LEN:
@@ -515,6 +608,7 @@ def walk_pcapng(
                     o_ts[n] = ts
                     o_link[n] = ifc[0, IF_LINKTYPE]
                     o_idx[n] = record
+                    count_frame(buf, pos + SPB_DATA, caplen, wirelen, ts, hc, ring_hash, ring_ts)
                     n += 1
         # any other block type (NRB, ISB, DSB, custom, ...) carries no packet: skipped
         pos += blen

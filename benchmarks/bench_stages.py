@@ -3,14 +3,15 @@ a test: prints figures for docs/performance.md).
 
     .venv/bin/python benchmarks/bench_stages.py                      # 2 M packets
     .venv/bin/python benchmarks/bench_stages.py --packets 10000000
+    .venv/bin/python benchmarks/bench_stages.py --read-only 3   # the kernels' split, 3 runs
 
 The stages are the calls analyzer.pipeline.analyze makes, in its order, on the capture
 benchmarks/gen_capture.py makes (generated once, then reused). Per stage: wall time, CPU
 time of this process (all its threads) and of any helper processes, resident set after
 the stage and the process's peak so far (getrusage). "load kernels" loads the compiled
 kernels (numba's cache) on a few packets first; then the reading stage's main-thread CPU
-is split into the record walk (the reader's main-thread work), its frame counters
-(health.FrameCounters.update), decode_batch and FlowTable.add.
+is split into the record walk with its frame counters (the reader's main-thread work;
+the walk counts frames as it goes, health.count_frame), decode_batch and FlowTable.add.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gen_capture import ensure_capture  # noqa: E402
 
-from analyzer import health, schema  # noqa: E402
+from analyzer import schema  # noqa: E402
 from analyzer.classify import classify  # noqa: E402
 from analyzer.decode import decode_batch  # noqa: E402
 from analyzer.flows import FlowTable  # noqa: E402
@@ -85,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--packets", type=int, default=2_000_000)
     ap.add_argument("--connections", type=int, default=None, help="default: packets / 100")
+    ap.add_argument(
+        "--read-only",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the reading stage, N times: the kernels' main-thread CPU, medians",
+    )
     args = ap.parse_args(argv)
     capture = ensure_capture(args.packets, args.connections or max(1, args.packets // 100))
     stages = Stages()
@@ -100,18 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             FlowTable(capture_name="warm-up").add(decode_batch(raw, Counter()))
 
     stages.run("load kernels", warm_up)
-    kernel_cpu = {"record walk": 0.0, "frame counters": 0.0, "decode": 0.0}
+    kernel_cpu = {"record walk + frame counters": 0.0, "decode": 0.0}
     kernel_cpu["connection table"] = 0.0
-    count_frames = health.FrameCounters.update
-
-    def timed_count_frames(self: health.FrameCounters, *args: Any) -> None:
-        t0 = time.thread_time()
-        count_frames(self, *args)
-        kernel_cpu["frame counters"] += time.thread_time() - t0
 
     def read() -> tuple[FlowTable, Any]:
         main0 = time.thread_time()
-        health.FrameCounters.update = timed_count_frames  # type: ignore[method-assign]
         with Capture(capture) as cap:
             table = FlowTable(
                 capture_name=capture.name,
@@ -125,12 +126,14 @@ def main(argv: list[str] | None = None) -> int:
                 table.add(batch)
                 kernel_cpu["decode"] += t1 - t0
                 kernel_cpu["connection table"] += time.thread_time() - t1
-        health.FrameCounters.update = count_frames  # type: ignore[method-assign]
         main = time.thread_time() - main0
-        # the rest of the main thread: the walk kernel and the reader's Python around it
-        kernel_cpu["record walk"] = main - sum(kernel_cpu.values())
+        # the rest of the main thread: the walk kernel (which also counts the frames,
+        # health.count_frame) and the reader's Python around it
+        kernel_cpu["record walk + frame counters"] = main - sum(kernel_cpu.values())
         return table, cap.stats
 
+    if args.read_only:
+        return read_only(args.read_only, warm_up, read, kernel_cpu)
     table, stats = stages.run("read + decode + flows", read)
     result = stages.run("finish (flows table)", table.finish)
     classified = stages.run("classify", partial(classify, result, catalog, None))
@@ -155,7 +158,33 @@ def main(argv: list[str] | None = None) -> int:
         "CPU is the SHA-256 thread"
     )
     for name, cpu in kernel_cpu.items():
-        print(f"  {name:22s} {cpu:6.2f}s CPU  ({stats.packets / cpu / 1e6:5.1f} M packets/s)")
+        print(f"  {name:28s} {cpu:6.2f}s CPU  ({stats.packets / cpu / 1e6:5.1f} M packets/s)")
+    return 0
+
+
+def read_only(
+    runs: int,
+    warm_up: Callable[[], None],
+    read: Callable[[], tuple[FlowTable, Any]],
+    kernel_cpu: dict[str, float],
+) -> int:
+    """The reading stage `runs` times in this process; medians and all values of the
+    main thread's CPU per kernel."""
+    warm_up()
+    seen: dict[str, list[float]] = {name: [] for name in kernel_cpu}
+    seen["main thread"] = []
+    for _ in range(runs):
+        for name in kernel_cpu:
+            kernel_cpu[name] = 0.0
+        _table, stats = read()
+        for name, cpu in kernel_cpu.items():
+            seen[name].append(cpu)
+        seen["main thread"].append(sum(kernel_cpu.values()))
+    print(f"reading stage, {runs} runs, {stats.packets:,} packets: main-thread CPU, median (all)")
+    for name, values in seen.items():
+        median = sorted(values)[len(values) // 2]
+        every = " ".join(f"{v:.3f}" for v in values)
+        print(f"  {name:28s} {median:6.3f}s  ({every})")
     return 0
 
 
