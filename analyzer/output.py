@@ -21,10 +21,10 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -211,17 +211,9 @@ def open_temp(final: Path) -> tuple[Path, int]:
 
 
 def _write_temp(outdir: Path, final_name: str, table: pa.Table) -> Path:
-    tmp, fd = open_temp(outdir / final_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh, compression=COMPRESSION)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    return tmp
+    return _fsynced_temp(
+        outdir / final_name, lambda fh: pq.write_table(table, fh, compression=COMPRESSION)
+    )
 
 
 def _write_temp_chunks(
@@ -234,14 +226,24 @@ def _write_temp_chunks(
 ) -> Path:
     """As _write_temp, the table given as chunks, each one or more row groups."""
     file_schema = schema.arrow_schema(columns).with_metadata(file_meta)
-    tmp, fd = open_temp(outdir / final_name)
+
+    def write(fh: BinaryIO) -> None:
+        with pq.ParquetWriter(fh, file_schema, compression=COMPRESSION) as writer:
+            for chunk in chunks:
+                if chunk.schema != schema.arrow_schema(columns):
+                    raise ValueError(f"{name} table does not match the schema module")
+                writer.write_table(chunk.replace_schema_metadata(file_meta))
+
+    return _fsynced_temp(outdir / final_name, write)
+
+
+def _fsynced_temp(final: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """A temporary beside `final` that `write` filled, flushed and fsynced; removed when
+    writing fails."""
+    tmp, fd = open_temp(final)
     try:
         with os.fdopen(fd, "wb") as fh:
-            with pq.ParquetWriter(fh, file_schema, compression=COMPRESSION) as writer:
-                for chunk in chunks:
-                    if chunk.schema != schema.arrow_schema(columns):
-                        raise ValueError(f"{name} table does not match the schema module")
-                    writer.write_table(chunk.replace_schema_metadata(file_meta))
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException:
