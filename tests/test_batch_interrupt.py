@@ -302,3 +302,39 @@ def test_local_workers_drop_only_the_heartbeat_record_of_a_closing_cluster() -> 
     assert "heartbeat" not in r.stderr
     assert r.stderr.count("distributed.worker - ERROR - Some other worker error.") == 2
     assert r.stderr.count("OSError: Stream is closed") == 2  # with its traceback
+
+
+def _swallowed_sigterm() -> None:
+    """What pyarrow did in CI when SIGTERM landed in its lazy `zoneinfo` import: it
+    caught the KeyboardInterrupt and raised its own error in its place."""
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises here, at once
+    except KeyboardInterrupt:
+        raise RuntimeError("The zoneinfo module or pytz package must be installed.") from None
+    raise AssertionError("the SIGTERM handler did not run")
+
+
+def test_an_interrupt_a_library_turned_into_its_own_error_is_still_the_interrupt() -> None:
+    with pytest.raises(batch.Interrupted) as exc, batch.Signals():
+        _swallowed_sigterm()
+    assert str(exc.value) == LINE.removeprefix("pcapclass: error: ").format("SIGTERM").strip()
+    assert isinstance(exc.value.__cause__, RuntimeError)
+
+
+def test_an_error_with_no_signal_received_goes_on_as_it_is() -> None:
+    with pytest.raises(ValueError, match="^a real bug$"), batch.Signals():
+        raise ValueError("a real bug")
+
+
+def test_batch_command_exits_130_when_the_interrupt_came_back_as_another_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+
+    monkeypatch.setattr(batch, "run", lambda *a, **k: _swallowed_sigterm())
+    (tmp_path / "in").mkdir()
+    got = CliRunner().invoke(main, ["batch", str(tmp_path / "in"), "--out", str(tmp_path / "ds")])
+    assert (got.exit_code, got.stderr) == (130, LINE.format("SIGTERM"))

@@ -178,11 +178,15 @@ def run(
                             committed.add(task.path)
                         result.analysed.append(task.path)
                         bar.update(outcome, sizes[task.path][0])
-            except KeyboardInterrupt:
+            except BaseException as exc:
+                if (stop := signals.stopped_by(exc)) is None:
+                    raise
                 with signals.deferred():
                     bar.close()
                     _abandon(man, dataset, [t.path for t in tasks], rows, committed)
-                raise
+                if stop is exc:
+                    raise
+                raise stop from exc
             finally:
                 bar.close()
         pending = man.pending()

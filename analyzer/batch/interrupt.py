@@ -5,9 +5,12 @@ KeyboardInterrupt) where the driver is, except inside `deferred()` sections, whi
 finish first: committing a capture (files renamed, then its manifest row), marking
 rows in_progress, starting or closing the local cluster. The run then restores the
 rows of the captures it had not finished, removes their files, and re-raises; the
-next run analyses them. Local workers ignore SIGINT (a Ctrl-C reaches the whole process
-group; runner._preload_forkserver): the driver alone decides, and stops them when it
-closes the cluster.
+next run analyses them. A library that catches the KeyboardInterrupt and raises its own
+error instead (pyarrow does, when the signal lands in one of its lazy imports) does not
+turn the stop into an internal error: once a signal was received, any exception leaving
+a `Signals` block becomes `Interrupted` (see `stopped_by`). Local workers ignore SIGINT
+(a Ctrl-C reaches the whole process group; runner._preload_forkserver): the driver alone
+decides, and stops them when it closes the cluster.
 """
 
 from __future__ import annotations
@@ -49,10 +52,25 @@ class Signals:
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old.clear()
+        if (stop := self.stopped_by(exc)) is not None and stop is not exc:
+            raise stop from exc
+
+    def stopped_by(self, exc: BaseException | None) -> KeyboardInterrupt | None:
+        """What `exc` means once the run is stopping: itself for a KeyboardInterrupt,
+        `Interrupted` for any other error raised after a signal arrived (the interrupt,
+        swallowed and re-raised as something else by the code it landed in), else None
+        (a real error: it goes on as it is)."""
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        if exc is not None and self.received is not None:
+            return Interrupted(self.received)
+        return None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:
