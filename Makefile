@@ -18,7 +18,7 @@ demo: $(STAMP)
 	  rc=$$?; [ $$rc -le 1 ] || exit $$rc
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check analyzer tests benchmarks sample_pcaps
