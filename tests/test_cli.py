@@ -397,3 +397,53 @@ def test_summary_is_bounded_by_limit_and_json_keeps_everything(tmp_path: Path) -
     assert lines[head + 1].split()[:2] == ["SEVERITY", "VERDICT"]
     assert [ln.split()[0] for ln in lines[head + 2 : head + 4]] == ["critical", "critical"]
     assert lines[head + 4] == f"  ... and {total - 2} more in o/findings.parquet"
+
+
+def _run_entry(tmp_path: Path, before: str, *args: str) -> subprocess.CompletedProcess:
+    """analyzer.cli.run (the installed script's entry) in a fresh interpreter, after
+    `before` (Python source) has run there."""
+    code = (
+        f"import sys\n{before}\nsys.argv = ['pcapclass', *{list(args)!r}]\n"
+        "from analyzer import cli\ncli.run()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_entry_runs_exit_handlers_and_flushes_before_its_fast_exit(tmp_path: Path) -> None:
+    """The script skips the interpreter's teardown, not the exit handlers: an atexit
+    function still runs, and the summary on a pipe is complete, with the exit code the
+    contract gives (1: a finding at or above --fail-on critical in the demo sample)."""
+    before = (
+        "import atexit, pathlib\n"
+        "atexit.register(lambda: pathlib.Path('atexit-ran').write_text('yes'))"
+    )
+    sample = str(SAMPLES / "mixed_site.pcapng")
+    site = str(SAMPLES / "mixed_site.site.toml")
+    args = (sample, "--site", site, "-o", "out", "--fail-on", "critical")
+    done = _run_entry(tmp_path, before, *args)
+    assert done.returncode == 1, done.stderr
+    assert (tmp_path / "atexit-ran").read_text() == "yes"
+    assert done.stdout.startswith(f"{sample}: 1,399 packets, 75 flows\n")
+    assert done.stdout.rstrip().splitlines()[-1].startswith("outputs: ")
+
+
+def test_entry_waits_for_a_live_non_daemon_thread(tmp_path: Path) -> None:
+    """A non-daemon thread still running at the end is waited for, as a normal exit does
+    (the fast exit would kill it): its file is written, the exit code is kept (0)."""
+    before = (
+        "import pathlib, threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(1), "
+        "pathlib.Path('thread-done').write_text('yes'))).start()"
+    )
+    done = _run_entry(tmp_path, before, "--version")
+    assert done.returncode == 0, done.stderr
+    assert "pcapclass" in done.stdout
+    assert (tmp_path / "thread-done").read_text() == "yes"
+
+
+def test_entry_keeps_the_usage_exit_code(tmp_path: Path) -> None:
+    done = _run_entry(tmp_path, "", "--no-such-option")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("pcapclass: error: ")
