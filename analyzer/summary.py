@@ -162,11 +162,38 @@ def finding_order(r: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def sorted_findings(result: Result) -> list[dict[str, Any]]:
-    """Findings rows, most severe first, then most flows, then by hosts and port."""
-    rows = result.findings.to_pylist()
-    rows.sort(key=finding_order)
-    return rows
+def sorted_findings(result: Result, limit: int | None = None) -> list[dict[str, Any]]:
+    """Findings rows, most severe first, then most flows, then by hosts and port
+    (finding_order); with `limit`, only the first `limit` of them. Arrow sorts the key
+    columns (stable, as list.sort) and only the rows returned become Python dicts: a
+    scan's findings carry long uid lists that the summary never shows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    findings = result.findings
+    n = findings.num_rows if limit is None else min(max(limit, 0), findings.num_rows)
+    if n == 0:
+        return []
+
+    def text(name: str) -> pa.Array:
+        return pc.fill_null(pc.cast(findings[name], pa.string()), "")
+
+    keys = pa.table(
+        {
+            "severity": pc.index_in(text("severity"), value_set=pa.array(schema.SEVERITIES)),
+            "flows": pc.fill_null(findings["flows"], 0),
+            "verdict": text("verdict"),
+            "orig_h": text("orig_h"),
+            "resp_h": text("resp_h"),
+            "proto": text("proto"),
+            "resp_p": pc.fill_null(findings["resp_p"], -1),
+        }
+    )
+    descending = {"severity", "flows"}
+    order = pc.sort_indices(
+        keys, [(k, "descending" if k in descending else "ascending") for k in keys.column_names]
+    )
+    return findings.take(order[:n]).to_pylist()
 
 
 def severity_counts(results: Sequence[Result]) -> dict[str, int]:
@@ -275,15 +302,15 @@ def summary(result: Result, *, limit: int = DEFAULT_LIMIT, width: int | None = N
         + (", ".join(f"{v} {n:,}" for v, n in result.verdict_counts().items()) or "none"),
         width,
     )
-    rows = sorted_findings(result)
-    if rows:
+    total = result.findings.num_rows
+    if total:
         per = ", ".join(f"{s} {n:,}" for s, n in severity_counts([result]).items())
-        lines += _wrap(f"findings: {len(rows):,} ({per})", width)
-        shown = rows[: max(limit, 0)]
+        lines += _wrap(f"findings: {total:,} ({per})", width)
+        shown = sorted_findings(result, limit)
         lines.extend(_table(shown, width))
-        if len(rows) > len(shown):
+        if total > len(shown):
             where = result.outputs.get("findings")
-            head = f"  ... and {len(rows) - len(shown):,} more in "
+            head = f"  ... and {total - len(shown):,} more in "
             place = printable(str(where)) if where else "the findings table"
             lines.append(head + _left_cut(place, width, len(head)))
     else:

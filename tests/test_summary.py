@@ -3,11 +3,15 @@ severe first, wrapped to the terminal, control characters escaped."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
+from types import SimpleNamespace
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from analyzer import summary
+from analyzer import schema, summary
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_pcaps" / "mixed_site.pcapng"
 
@@ -109,3 +113,41 @@ def test_table_rows_are_cut_with_an_ellipsis_never_wrapped() -> None:
             assert "1,234" in lines[1]
     assert summary._table([row], 100)[1].endswith("\u2026")
     assert "…" not in summary._table([row], 300)[1]  # wide enough: nothing cut
+
+
+def _random_findings(seed: int, n: int, dictionary: bool) -> pa.Table:
+    """Findings key columns with ties, nulls and non-ASCII text, and an `id` per row."""
+    rng = random.Random(seed)
+    texts = ["", "10.0.0.2", "10.0.0.10", "fe80::1", "Ä", "é", "z"]
+    table = pa.table(
+        {
+            "id": list(range(n)),
+            "severity": [rng.choice(schema.SEVERITIES) for _ in range(n)],
+            "flows": [rng.choice([None, 1, 2, 2, 30]) for _ in range(n)],
+            "verdict": [rng.choice(schema.VERDICTS[:3]) for _ in range(n)],
+            "orig_h": [rng.choice(texts) for _ in range(n)],
+            "resp_h": [rng.choice([None, *texts]) for _ in range(n)],
+            "proto": [rng.choice(["tcp", "udp", "icmp"]) for _ in range(n)],
+            "resp_p": pa.array([rng.choice([None, 0, 80, 443]) for _ in range(n)], pa.int32()),
+        }
+    )
+    if dictionary:
+        for name in ("severity", "verdict"):
+            i = table.schema.get_field_index(name)
+            table = table.set_column(i, name, pc.dictionary_encode(table[name]))
+    return table
+
+
+@pytest.mark.parametrize("dictionary", [False, True])
+@pytest.mark.parametrize("seed", range(5))
+def test_sorted_findings_is_the_stable_sort_by_finding_order(seed: int, dictionary: bool) -> None:
+    """Arrow's sort gives exactly Python's stable sort by summary.finding_order (the
+    definition), ties in table order; `limit` takes its first rows."""
+    table = _random_findings(seed, 300, dictionary)
+    result = SimpleNamespace(findings=table)
+    expected = [r["id"] for r in sorted(table.to_pylist(), key=summary.finding_order)]
+    got = summary.sorted_findings(result)  # type: ignore[arg-type]
+    assert [r["id"] for r in got] == expected
+    top = summary.sorted_findings(result, 7)  # type: ignore[arg-type]
+    assert [r["id"] for r in top] == expected[:7]
+    assert summary.sorted_findings(result, 0) == []  # type: ignore[arg-type]
