@@ -447,3 +447,25 @@ def test_entry_keeps_the_usage_exit_code(tmp_path: Path) -> None:
     done = _run_entry(tmp_path, "", "--no-such-option")
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("pcapclass: error: ")
+
+
+def test_entry_collects_garbage_less_often_but_still_collects_cycles(tmp_path: Path) -> None:
+    """The script raises the collector's thresholds from Python's (700, 10, 10) to
+    (100000, 50, 100), and a reference cycle left behind is still freed by the collector
+    (here by the explicit collection an exit handler makes)."""
+    before = (
+        "import atexit, gc, pathlib, weakref\n"
+        "class Node: pass\n"
+        "a, b = Node(), Node()\n"
+        "a.peer, b.peer = b, a\n"
+        "gone = weakref.ref(a)\n"
+        "del a, b\n"
+        "def check():\n"
+        "    seen = gc.get_threshold()\n"
+        "    gc.collect()\n"
+        "    pathlib.Path('gc').write_text(f'{seen} {gone() is None}')\n"
+        "atexit.register(check)"
+    )
+    done = _run_entry(tmp_path, before, "--version")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "gc").read_text() == "(100000, 50, 100) True"
