@@ -125,19 +125,19 @@ Semantics (Zeek conn.log, with the contract's "Precise rules"):
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from analyzer import conntable as ct
+from analyzer import flowtext as ft
 from analyzer import schema
 from analyzer.decode import KIND_ARP, NO_VLAN, PacketBatch
-from analyzer.kernel import kernel
 
 HEAD_BYTES = ct.HEAD_BYTES  # payload bytes kept per direction for service recognition
 HIST_MAX = ct.HIST_MAX
@@ -527,11 +527,11 @@ class FlowTable:
         self._out = _Rows.empty(1, 0)
         rows = _concat_rows(self._chunks)
         self._chunks = []
-        flows = self._flows_frame(rows)
+        flows, hosts = self._frames(rows)
         del rows
         result = FlowResult(
             flows=flows,
-            hosts=_hosts_frame(flows),
+            hosts=hosts,
             arp=self._arp_frame(),
             dns=self._dns_frame(),
             evicted=evicted,
@@ -541,9 +541,10 @@ class FlowTable:
         self._dns_payloads.clear()
         return result
 
-    def _flows_frame(self, rows: _Rows | None) -> pd.DataFrame:
+    def _frames(self, rows: _Rows | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The flows frame (FLOW_COLUMNS, in (ts, uid) order) and the hosts frame."""
         if rows is None or rows.OL.shape[0] == 0:
-            return _empty_flows()
+            return _empty_flows(), _empty_hosts()
         OK, OL, OI, OU = rows.OK, rows.OL, rows.OI, rows.OU
         c = {
             "a_hi": OK[:, ct.OK_A_HI],
@@ -560,7 +561,8 @@ class FlowTable:
         }
         uid = _uids(c)
         # Rows in the table's order (ts, then uid) from the start: sorting the finished
-        # frame instead would hold two copies of it at once.
+        # frame instead would hold two copies of it at once. (The uids' bytes sort as
+        # their text: base62 digits are ASCII.)
         order = np.lexsort((uid, OL[:, ct.OL_TS_FIRST]))
         uid = uid[order]
         # the rows in that order replace the unordered ones (which the caller's `rows`
@@ -570,59 +572,76 @@ class FlowTable:
         rows.OI = OI = OI[order]
         rows.OU = OU = OU[order]
         del c
-        var = rows.var
-        orig_is_a = OU[:, ct.OU_ORIG_IS_A] != 0
-        pick = _Orienter(orig_is_a)
-        a_hi, a_lo = OK[:, ct.OK_A_HI], OK[:, ct.OK_A_LO]
-        b_hi, b_lo = OK[:, ct.OK_B_HI], OK[:, ct.OK_B_LO]
-        bcast_a = _is_bcast(a_hi, a_lo)
-        bcast_b = _is_bcast(b_hi, b_lo)
-        addr_a = _addr_strings(a_hi, a_lo)
-        addr_b = _addr_strings(b_hi, b_lo)
-        hist_off = OL[:, ct.OL_VAR]
-        hist_len = OI[:, ct.OI_HIST_LEN]
-        history = _history_strings(var, hist_off, hist_len)
+        pick = _Orienter(OU[:, ct.OU_ORIG_IS_A] != 0)
+        # every address once: codes into the distinct (hi, lo) pairs of both ends
+        hi, lo, codes = ft.unique_addresses(
+            np.concatenate([OK[:, ct.OK_A_HI], OK[:, ct.OK_B_HI]]),
+            np.concatenate([OK[:, ct.OK_A_LO], OK[:, ct.OK_B_LO]]),
+        )
+        n = OK.shape[0]
+        orig_code = pick.orig(codes[:n], codes[n:])
+        resp_code = pick.resp(codes[:n], codes[n:])
+        addresses = ft.address_text(hi, lo)
+        bcast = ft.is_group(hi, lo)
+        macs = _Macs(
+            pick.orig(OL[:, ct.OL_MAC_A], OL[:, ct.OL_MAC_B]),
+            pick.orig(OU[:, ct.OU_MACOK_A], OU[:, ct.OU_MACOK_B]) != 0,
+            pick.resp(OL[:, ct.OL_MAC_A], OL[:, ct.OL_MAC_B]),
+            pick.resp(OU[:, ct.OU_MACOK_A], OU[:, ct.OU_MACOK_B]) != 0,
+        )
+        ts_first, ts_last = OL[:, ct.OL_TS_FIRST], OL[:, ct.OL_TS_LAST]
+        counts = {
+            f"{me}_{what}": getattr(pick, me)(OL[:, col_a], OL[:, col_b])
+            for what, col_a, col_b in (
+                ("pkts", ct.OL_PKTS_A, ct.OL_PKTS_B),
+                ("bytes", ct.OL_BYTES_A, ct.OL_BYTES_B),
+                ("ip_bytes", ct.OL_IPB_A, ct.OL_IPB_B),
+            )
+            for me in ("orig", "resp")
+        }
+        hist_off, hist_len = OL[:, ct.OL_VAR], OI[:, ct.OI_HIST_LEN]
         head_a_len, head_b_len = OI[:, ct.OI_HEAD_A], OI[:, ct.OI_HEAD_B]
         head_a_off = hist_off + hist_len
-        heads_a = _byte_objects(var, head_a_off, head_a_len)
-        heads_b = _byte_objects(var, head_a_off + np.maximum(head_a_len, 0), head_b_len)
-        mac_a = _mac_strings(OL[:, ct.OL_MAC_A].astype(np.uint64), OU[:, ct.OU_MACOK_A] != 0)
-        mac_b = _mac_strings(OL[:, ct.OL_MAC_B].astype(np.uint64), OU[:, ct.OU_MACOK_B] != 0)
-        ts_first, ts_last = OL[:, ct.OL_TS_FIRST], OL[:, ct.OL_TS_LAST]
+        head_b_off = head_a_off + np.maximum(head_a_len, 0)
+        heads = {
+            f"_{me}_head": _byte_objects(
+                rows.var,
+                getattr(pick, me)(head_a_off, head_b_off),
+                getattr(pick, me)(head_a_len, head_b_len),
+            )
+            for me in ("orig", "resp")
+        }
         frame = pd.DataFrame(
             {
-                "uid": uid,
+                "uid": ft.str_series(_uid_text(uid)),
                 "ts": _timestamps(ts_first),
                 "last_ts": _timestamps(ts_last),
                 "duration": (ts_last - ts_first) / 1e9,
-                "proto": _proto_names(OU[:, ct.OU_PROTO]),
-                "orig_h": pick.orig_obj(addr_a, addr_b),
+                "proto": ft.str_series(_PROTO_TEXT.take(OU[:, ct.OU_PROTO])),
+                "orig_h": ft.str_series(addresses.take(orig_code)),
                 "orig_p": pick.orig(OI[:, ct.OI_A_PORT], OI[:, ct.OI_B_PORT]).astype(np.int32),
-                "resp_h": pick.resp_obj(addr_a, addr_b),
+                "resp_h": ft.str_series(addresses.take(resp_code)),
                 "resp_p": pick.resp(OI[:, ct.OI_A_PORT], OI[:, ct.OI_B_PORT]).astype(np.int32),
-                "orig_evidence": np.array(EVIDENCE, dtype=object)[OU[:, ct.OU_EVIDENCE]],
-                "orig_mac": pick.orig_obj(mac_a, mac_b),
-                "resp_mac": pick.resp_obj(mac_a, mac_b),
+                "orig_evidence": ft.str_series(_EVIDENCE_TEXT.take(OU[:, ct.OU_EVIDENCE])),
+                "orig_mac": ft.str_series(macs.orig_text()),
+                "resp_mac": ft.str_series(macs.resp_text()),
                 "vlan": _nullable_vlan(OI[:, ct.OI_VLAN]),
                 "inner_vlan": _nullable_vlan(OI[:, ct.OI_INNER_VLAN]),
-                "orig_pkts": pick.orig(OL[:, ct.OL_PKTS_A], OL[:, ct.OL_PKTS_B]),
-                "resp_pkts": pick.resp(OL[:, ct.OL_PKTS_A], OL[:, ct.OL_PKTS_B]),
-                "orig_bytes": pick.orig(OL[:, ct.OL_BYTES_A], OL[:, ct.OL_BYTES_B]),
-                "resp_bytes": pick.resp(OL[:, ct.OL_BYTES_A], OL[:, ct.OL_BYTES_B]),
-                "orig_ip_bytes": pick.orig(OL[:, ct.OL_IPB_A], OL[:, ct.OL_IPB_B]),
-                "resp_ip_bytes": pick.resp(OL[:, ct.OL_IPB_A], OL[:, ct.OL_IPB_B]),
-                "conn_state": np.array(CONN_STATES, dtype=object)[OU[:, ct.OU_CONN_STATE]],
-                "history": history,
-                "service": None,
-                "capture": self.capture_name,
-                "_orig_head": pick.orig_obj(heads_a, heads_b),
-                "_resp_head": pick.resp_obj(heads_a, heads_b),
-                "_resp_bcast": np.where(orig_is_a, bcast_b, bcast_a),
+                **counts,
+                "conn_state": ft.str_series(_STATE_TEXT.take(OU[:, ct.OU_CONN_STATE])),
+                "history": ft.str_series(ft.text_array(*ft.gathered(rows.var, hist_off, hist_len))),
+                "service": pd.Series(np.full(n, None, dtype=object), dtype=object),
+                "capture": ft.str_series(pa.array([self.capture_name]).take(np.zeros(n, np.int64))),
+                **heads,
+                "_resp_bcast": bcast[resp_code],
             },
             copy=False,  # each column its own block: no second, consolidated copy
         )
-        frame["service"] = frame["service"].astype(object)
-        return frame
+        hosts = _hosts_frame(
+            addresses, ft.is_unicast(hi, lo), orig_code, resp_code, ts_first, ts_last,
+            counts, macs,
+        )  # fmt: skip
+        return frame, hosts
 
     def _arp_frame(self) -> pd.DataFrame:
         if not self._arp:
@@ -682,35 +701,10 @@ def _concat_rows(chunks: list[_Rows]) -> _Rows | None:
     return rows
 
 
-@kernel
-def _fixed_width(var: np.ndarray, off: np.ndarray, lens: np.ndarray, width: int) -> np.ndarray:
-    out = np.zeros((off.size, width), dtype=np.uint8)
-    for r in range(off.size):
-        o = off[r]
-        for j in range(lens[r]):
-            out[r, j] = var[o + j]
-    return out
-
-
-def _history_strings(var: np.ndarray, off: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """History text per row; each distinct history is decoded once."""
-    width = int(lens.max()) if lens.size else 0
-    if width == 0:
-        return np.full(off.size, "", dtype=object)
-    fixed = _fixed_width(var, off, lens, width).view(f"S{width}").ravel()
-    uniq, inverse = np.unique(fixed, return_inverse=True)
-    text = np.array([u.decode("ascii") for u in uniq.tolist()], dtype=object)
-    return text[inverse.ravel()]
-
-
 def _byte_objects(var: np.ndarray, off: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """bytes per row (None where the length is -1: nothing sent that way)."""
-    out = np.full(off.size, None, dtype=object)
-    view = var.data
-    for r in np.flatnonzero(lens >= 0).tolist():
-        o = int(off[r])
-        out[r] = bytes(view[o : o + int(lens[r])])
-    return out
+    offsets, data = ft.gathered(var, off, lens)
+    return ft.binary_array(offsets, data, lens >= 0).to_numpy(zero_copy_only=False)
 
 
 def _find_all(data: bytes, needle: bytes) -> Iterator[int]:
@@ -743,64 +737,44 @@ class _Orienter:
     def resp(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(self.a, b, a)
 
-    def orig_obj(self, a: Any, b: Any) -> np.ndarray:
-        return np.where(self.a, _objects(a), _objects(b))
 
-    def resp_obj(self, a: Any, b: Any) -> np.ndarray:
-        return np.where(self.a, _objects(b), _objects(a))
+class _Macs:
+    """The first MAC of each direction, per connection (ok False: none seen that way),
+    with every distinct MAC's text made once."""
 
+    def __init__(
+        self, orig: np.ndarray, orig_ok: np.ndarray, resp: np.ndarray, resp_ok: np.ndarray
+    ) -> None:
+        self.orig_ok, self.resp_ok = orig_ok, resp_ok
+        uniq, codes = np.unique(np.concatenate([orig, resp]).astype(np.uint64), return_inverse=True)
+        self.distinct = ft.mac_text(uniq)
+        codes = codes.ravel().astype(np.int64)
+        self.orig_code, self.resp_code = codes[: orig.size], codes[orig.size :]
 
-def _objects(values: Any) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = list(values)
-    return out
+    def orig_text(self) -> pa.Array:
+        return self.distinct.take(pa.array(self.orig_code, mask=~self.orig_ok))
 
-
-def _is_bcast(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    v4 = (hi == 0) & ((lo >> np.uint64(32)) == 0xFFFF)
-    low8 = lo & np.uint64(0xFF)
-    top4 = (lo >> np.uint64(28)) & np.uint64(0xF)
-    v4_bcast = v4 & ((low8 == 0xFF) | (top4 == 0xE))
-    v6_mcast = ~v4 & ((hi >> np.uint64(56)) == 0xFF)
-    return v4_bcast | v6_mcast
+    def resp_text(self) -> pa.Array:
+        return self.distinct.take(pa.array(self.resp_code, mask=~self.resp_ok))
 
 
 def _addr_strings(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """Address text per row; each distinct address is formatted once."""
-    out = np.empty(hi.size, dtype=object)
+    """Address text per row (Python strings); each distinct address is formatted once."""
     if hi.size == 0:
-        return out
-    order = np.lexsort((lo, hi))
-    hs, ls = hi[order], lo[order]
-    new = np.empty(order.size, dtype=bool)
-    new[0] = True
-    new[1:] = (hs[1:] != hs[:-1]) | (ls[1:] != ls[:-1])
-    text = np.array(
-        [_addr_text(h, low) for h, low in zip(hs[new].tolist(), ls[new].tolist(), strict=True)],
-        dtype=object,
-    )
-    out[order] = text[np.cumsum(new) - 1]
-    return out
-
-
-def _addr_text(hi: int, lo: int) -> str:
-    if hi == 0 and (lo >> 32) == 0xFFFF:  # dotted quad, as ipaddress writes it, 10x faster
-        return socket.inet_ntop(socket.AF_INET, (lo & 0xFFFFFFFF).to_bytes(4, "big"))
-    return str(ipaddress.IPv6Address((hi << 64) | lo))
+        return np.empty(0, dtype=object)
+    uhi, ulo, codes = ft.unique_addresses(hi, lo)
+    return ft.address_text(uhi, ulo).take(codes).to_numpy(zero_copy_only=False)
 
 
 def _mac_strings(mac: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """MAC text per row (Python strings), None where not ok."""
     out = np.full(mac.size, None, dtype=object)
     if mac.size == 0:
         return out
-    uniq, inverse = np.unique(mac, return_inverse=True)
-    text = np.array([_mac_text(int(m)) for m in uniq.tolist()], dtype=object)
-    out[ok] = text[inverse][ok]
+    uniq, codes = np.unique(mac.astype(np.uint64), return_inverse=True)
+    text = ft.mac_text(uniq).take(codes.ravel()).to_numpy(zero_copy_only=False)
+    out[ok] = text[ok]
     return out
-
-
-def _mac_text(mac: int) -> str:
-    return mac.to_bytes(6, "big").hex(":")
 
 
 def _nullable_vlan(vlan: np.ndarray) -> pd.Series:
@@ -813,9 +787,10 @@ def _timestamps(ts_ns: np.ndarray) -> pd.Series:
     return pd.Series((ts_ns // 1000).astype("datetime64[us]")).dt.tz_localize("UTC")
 
 
-def _proto_names(proto: np.ndarray) -> np.ndarray:
-    names = np.array([PROTO_NAMES.get(p, str(p)) for p in range(256)], dtype=object)
-    return names[proto.astype(np.int64)]
+# the text of the small code columns, taken per row by code
+_PROTO_TEXT = pa.array([PROTO_NAMES.get(p, str(p)) for p in range(256)], pa.large_string())
+_EVIDENCE_TEXT = pa.array(EVIDENCE, pa.large_string())
+_STATE_TEXT = pa.array(CONN_STATES, pa.large_string())
 
 
 _B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)
@@ -845,7 +820,13 @@ def _uids(c: dict[str, np.ndarray]) -> np.ndarray:
     for j in range(11, 0, -1):
         digits[:, j] = _B62[(h % np.uint64(62)).astype(np.int64)]
         h //= np.uint64(62)
-    return digits.view("S12").ravel().astype(str).astype(object)
+    return digits.view("S12").ravel()
+
+
+def _uid_text(uid: np.ndarray) -> pa.Array:
+    """The uids (S12 values) as an Arrow string array, sharing their bytes."""
+    data = np.ascontiguousarray(uid).view(np.uint8)
+    return ft.text_array(np.arange(uid.size + 1, dtype=np.int64) * 12, data)
 
 
 _MIX = (
@@ -870,45 +851,60 @@ def _hash_words(words: np.ndarray) -> np.ndarray:
 # --- hosts and empty tables ---------------------------------------------------------------------
 
 
-def _hosts_frame(flows: pd.DataFrame) -> pd.DataFrame:
-    """Per unicast address: first MAC it sent from, first/last time, packets and IP bytes
-    from or to it (summed over its connections)."""
-    if flows.empty:
+def _hosts_frame(
+    addresses: pa.Array,
+    unicast: np.ndarray,
+    orig_code: np.ndarray,
+    resp_code: np.ndarray,
+    ts_first: np.ndarray,
+    ts_last: np.ndarray,
+    counts: dict[str, np.ndarray],
+    macs: _Macs,
+) -> pd.DataFrame:
+    """Per unicast address, in text order: first/last time, packets and IP bytes of the
+    connections it takes part in (a connection from an address to itself counts twice),
+    and the MAC of its earliest connection in which it sent one (ties: originator sides
+    first, then flow order). `addresses` and `unicast` per address code, the rest per
+    flow (flows in (ts, uid) order)."""
+    # one row per (connection, side): the originator sides, then the responder sides
+    code = np.concatenate([orig_code, resp_code])
+    rows = np.flatnonzero(unicast[code])
+    if rows.size == 0:
         return _empty_hosts()
-    sides = []
-    for me in ("orig", "resp"):
-        sides.append(
-            pd.DataFrame(
-                {
-                    "ip": flows[f"{me}_h"],
-                    "mac": flows[f"{me}_mac"],
-                    "sent": flows[f"{me}_pkts"] > 0,
-                    "first_ts": flows["ts"],
-                    "last_ts": flows["last_ts"],
-                    "pkts": flows["orig_pkts"] + flows["resp_pkts"],
-                    "bytes": flows["orig_ip_bytes"] + flows["resp_ip_bytes"],
-                }
-            )
-        )
-    both = pd.concat(sides, ignore_index=True)
-    unicast = {ip: is_unicast_text(ip) for ip in both["ip"].unique().tolist()}
-    both = both[both["ip"].map(unicast).astype(bool)]
-    grouped = both.groupby("ip", sort=True)
-    hosts = grouped.agg(
-        first_ts=("first_ts", "min"),
-        last_ts=("last_ts", "max"),
-        pkts=("pkts", "sum"),
-        bytes=("bytes", "sum"),
+    pkts = np.tile(counts["orig_pkts"] + counts["resp_pkts"], 2)
+    ip_bytes = np.tile(counts["orig_ip_bytes"] + counts["resp_ip_bytes"], 2)
+    first = np.concatenate([ts_first, ts_first])
+    last = np.concatenate([ts_last, ts_last])
+    by_host = rows[np.argsort(code[rows], kind="stable")]  # each host's rows together
+    host = code[by_host]
+    starts = np.flatnonzero(np.r_[True, host[1:] != host[:-1]])
+    hosts = host[starts]
+    # the MAC: of the host's earliest row (ts, then row order) that sent with a MAC
+    sent = np.concatenate([counts["orig_pkts"] > 0, counts["resp_pkts"] > 0])
+    mac_ok = np.concatenate([macs.orig_ok, macs.resp_ok])
+    cand = by_host[sent[by_host] & mac_ok[by_host]]
+    cand = cand[np.lexsort((cand, first[cand], code[cand]))]
+    lead = cand[np.r_[True, code[cand][1:] != code[cand][:-1]]] if cand.size else cand
+    mac_of = np.full(len(addresses), -1, dtype=np.int64)
+    mac_of[code[lead]] = np.concatenate([macs.orig_code, macs.resp_code])[lead]
+    mac = mac_of[hosts]
+    text = addresses.take(hosts)
+    order = pc.sort_indices(text).to_numpy()  # the hosts table is in address text order
+    mac_text = macs.distinct.take(pa.array(mac, mask=mac < 0)).take(order)
+    return pd.DataFrame(
+        {
+            "ip": ft.str_series(text.take(order)),
+            "mac": pd.Series(mac_text.to_numpy(zero_copy_only=False), dtype=object),
+            "first_ts": _timestamps(np.minimum.reduceat(first[by_host], starts)[order]),
+            "last_ts": _timestamps(np.maximum.reduceat(last[by_host], starts)[order]),
+            "pkts": np.add.reduceat(pkts[by_host], starts)[order],
+            "bytes": np.add.reduceat(ip_bytes[by_host], starts)[order],
+        }
     )
-    macs = both[both["sent"] & both["mac"].notna()].sort_values("first_ts", kind="stable")
-    hosts["mac"] = macs.groupby("ip")["mac"].first()
-    hosts = hosts.reset_index()
-    hosts["mac"] = hosts["mac"].astype(object).where(hosts["mac"].notna(), None)
-    return hosts[list(HOST_COLUMNS)]
 
 
 def is_unicast_text(ip: str) -> bool:
-    """Not broadcast, multicast or unspecified (the test of _is_bcast, on the text that
+    """Not broadcast, multicast or unspecified (flowtext.is_unicast, on the text that
     _addr_text writes). The one unicast test for address strings; classify uses it too."""
     if ip in ("0.0.0.0", "::"):
         return False
