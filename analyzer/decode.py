@@ -69,7 +69,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from .kernel import inline_kernel, kernel
+from .kernel import inline_kernel, kernel, readonly
 from .reader import RawBatch
 
 KIND_IP = 1
@@ -804,8 +804,9 @@ def decode_batch(raw: RawBatch, skipped: Counter[str]) -> PacketBatch:
     out = _Columns(*(np.empty(n, dtype=dtype) for dtype in COLUMNS.values()))
     reason = np.empty(n, dtype=np.uint8)
     detail = np.empty(n, dtype=np.int64)
+    buf = readonly(np.ascontiguousarray(raw.buf, dtype=np.uint8))
     kept = _decode_packets(
-        np.ascontiguousarray(raw.buf, dtype=np.uint8),
+        buf,
         np.ascontiguousarray(raw.data_off, dtype=np.int64),
         np.ascontiguousarray(raw.caplen, dtype=np.uint32),
         np.ascontiguousarray(raw.wirelen, dtype=np.uint32),
@@ -819,7 +820,7 @@ def decode_batch(raw: RawBatch, skipped: Counter[str]) -> PacketBatch:
     if kept < n:
         count_reasons(skipped, reason, detail)
     columns = {name: getattr(out, name)[:kept] for name in COLUMNS}
-    return PacketBatch(**columns, buf=raw.buf)
+    return PacketBatch(**columns, buf=buf)
 
 
 def count_reasons(skipped: Counter[str], reason: np.ndarray, detail: np.ndarray) -> None:

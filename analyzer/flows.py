@@ -138,6 +138,7 @@ from analyzer import conntable as ct
 from analyzer import flowtext as ft
 from analyzer import schema
 from analyzer.decode import KIND_ARP, NO_VLAN, PacketBatch
+from analyzer.kernel import readonly
 
 HEAD_BYTES = ct.HEAD_BYTES  # payload bytes kept per direction for service recognition
 HIST_MAX = ct.HIST_MAX
@@ -415,6 +416,7 @@ class FlowTable:
             self._add_arp(batch, np.flatnonzero(is_arp))
         self._collect_dns(batch)
         b = batch
+        buf = readonly(b.buf)  # one compiled run_batch, whoever made the batch
         live = self._live
         at = 0
         while True:
@@ -423,7 +425,7 @@ class FlowTable:
                 b.index, b.ts_ns, b.kind, b.src_mac, b.has_mac, b.vlan, b.inner_vlan,
                 b.src_hi, b.src_lo, b.dst_hi, b.dst_lo, b.proto, b.ip_len, b.frag,
                 b.ip_id, b.sport, b.dport, b.tcp_flags, b.seq, b.payload_len,
-                b.payload_off, b.caplen_payload, b.buf,
+                b.payload_off, b.caplen_payload, buf,
                 self._timeout_ns, PROTO_CLASSES, self._svc_tcp, self._svc_udp,
                 ICMP_COUNTERPART, ICMP_IS_REPLY,
                 self._frag_key, self._frag_ports,

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from analyzer.kernel import inline_kernel, kernel
+from analyzer.kernel import inline_kernel, kernel, readonly
 
 # pandas' default string dtype (pandas 3: Arrow storage, NaN as the missing value): what
 # a frame infers for a column of Python strings, so columns built here are the same.
@@ -227,7 +227,7 @@ def gathered(var: np.ndarray, off: np.ndarray, lens: np.ndarray) -> tuple[np.nda
     offsets = np.zeros(off.size + 1, dtype=np.int64)
     np.cumsum(take, out=offsets[1:])
     data = np.empty(int(offsets[-1]), dtype=np.uint8)
-    if not _gather(var, off.astype(np.int64), take, offsets, data):
+    if not _gather(readonly(var), off.astype(np.int64), take, offsets, data):
         raise ValueError("a row's bytes lie outside the connection table's byte buffer")
     return offsets, data
 

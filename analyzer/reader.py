@@ -95,6 +95,7 @@ import numpy as np
 from . import walk
 from .errors import CaptureError, InterruptedEarly
 from .health import FrameCounters
+from .kernel import readonly
 from .walk import MAX_TS_S, PCAP_MAX_CAPLEN, PCAPNG_MAX_BLOCK  # noqa: F401  (re-exported)
 
 # Bytes read from the file per chunk: large enough that the per-batch overhead stays
@@ -786,6 +787,7 @@ class Capture:
         """Batches of the complete records in buf[start:end]; sets stop.pos (and
         stop.corrupt when reading must end there)."""
         pos = start
+        buf = readonly(buf)
         st, cnt = self._st, self._cnt
         fr = self._frames
         st[walk.ST_AHEAD_UNTIL] = -1  # look-ahead positions are this buffer's
