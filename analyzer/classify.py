@@ -52,7 +52,7 @@ from .roles import (
     vendor,
 )
 from .schema import ROLE_SYSTEM, SEVERITY_RANK, VERDICT_PRECEDENCE, VERDICT_SEVERITY
-from .services import dns_answers, is_http_request, recognise_all
+from .services import dns_answers, head_buffers, http_request_mask, recognise_column
 from .signatures import NOT_A_SERVICE, Catalog, Signature, port_ranges
 from .site import DEFAULT_SCAN_THRESHOLD, Locality, Site
 
@@ -290,11 +290,11 @@ def prepare(result: FlowResult, catalog: Catalog, site: Site | None) -> Prepared
     )
     ctx = _context(catalog, roles, is_local, answers)
     flows["service"] = pd.Series(
-        recognise_all(
-            flows["proto"].tolist(),
-            flows["resp_p"].tolist(),
-            _heads(flows, "_orig_head"),
-            _heads(flows, "_resp_head"),
+        recognise_column(
+            flows["proto"],
+            flows["resp_p"],
+            flows["_orig_head"] if "_orig_head" in flows.columns else None,
+            flows["_resp_head"] if "_resp_head" in flows.columns else None,
         ),
         index=flows.index,
         dtype=object,
@@ -336,12 +336,6 @@ def site_catalog(catalog: Catalog, site: Site | None) -> Catalog:
     if not site.overrides:
         return catalog
     return catalog.with_overrides({k: sorted(v) for k, v in site.overrides.items()})
-
-
-def _heads(flows: pd.DataFrame, column: str) -> Iterable[bytes | None]:
-    if column in flows.columns:
-        return flows[column].tolist()
-    return [None] * len(flows)
 
 
 def _context(
@@ -399,12 +393,6 @@ def _kind(proto: str, state: str, orig_p: int) -> str:
         name = ICMP_NAMES.get((proto, orig_p), f"type {orig_p}")
         return f"{proto.upper()} {name}"
     return f"IP protocol {proto} traffic"
-
-
-def _payload_kind(head: Any) -> str | None:
-    if head is None or not isinstance(head, bytes | bytearray | memoryview) or not len(head):
-        return None
-    return "http" if is_http_request(bytes(head)) else "not_http"
 
 
 def decide_all(flows: pd.DataFrame, ctx: Context) -> Decisions:
@@ -498,14 +486,15 @@ def _on_ports(
 
 
 def _payload_codes(flows: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """Index into PAYLOAD_KINDS of each flow's originator payload, for `rows` only."""
+    """Index into PAYLOAD_KINDS of each flow's originator payload, for `rows` only:
+    none (no or an empty head), an HTTP request, or other bytes."""
     out = np.zeros(len(flows), dtype=np.int64)
     if "_orig_head" not in flows.columns or not rows.any():
         return out
-    heads = flows["_orig_head"].to_numpy(dtype=object)
-    for i in np.flatnonzero(rows).tolist():
-        kind = _payload_kind(heads[i])
-        out[i] = 0 if kind is None else PAYLOAD_KINDS.index(kind)
+    heads = flows["_orig_head"]
+    sent = rows & (np.diff(head_buffers(heads)[0]) > 0)
+    http = http_request_mask(heads, sent)
+    out[sent] = np.where(http[sent], PAYLOAD_KINDS.index("http"), PAYLOAD_KINDS.index("not_http"))
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import struct
 from collections import Counter
 from pathlib import Path
 
@@ -253,3 +254,112 @@ def test_netbios_name_service_is_not_dns() -> None:
     assert recognise("udp", 137, _nbns_query(name), None) == "netbios-ns"
     assert recognise("udp", 137, None, None) == "netbios-ns"  # by port, no payload
     assert recognise("udp", 53, _dns_query("cmi.ta.co.at"), None) == "dns"
+
+
+# --- the kernels against the pure-Python reference (tests/services_reference.py) -------
+
+CHECK_NAMES = (
+    "is_http_request", "is_http_response", "is_tls", "is_ssh", "is_modbus",
+    "is_tftp_request", "is_dhcp", "is_ntp", "is_ntp_control", "is_netbios_ns", "is_dns",
+)  # fmt: skip
+PORTS = (0, 22, 53, 67, 68, 69, 80, 123, 124, 135, 137, 443, 502, 5353, 5355, 9999, 65535)
+
+
+def _shaped_heads() -> list[bytes]:
+    """Heads that pass, almost pass and just fail each recogniser's rules."""
+    heads = [TLS_HELLO, MODBUS_READ, NTP_CLIENT, TFTP_RRQ, DHCP_DISCOVER]
+    heads += [m + b" /x HTTP/1.1\r\n" for m in services.HTTP_METHODS]
+    heads += [b"GET / HTTP/1.0", b"GET /x\r\r\nHost", b"GET /x HTTP/1.0\r\r\n", b"GET  /x",
+              b"GET ", b"GET /a b HTTP/1.1\n", b"GET /\x7f", b"GET /\x00abc", b"GETX / HTTP/1.1",
+              b"get / HTTP/1.1\r\n", b"OPTIONS * HTTP/1.1\r\n", b"GET /x HTTP/2\r\n",
+              b"GET / HTTP/1.1", b"HTTP/1.1 200 OK", b"HTTP/1.0 ", b"HTTP/1.2 200", b"HTTP/1.1",
+              b"SSH-2.0-x", b"SSH-1.99-x", b"SSH-1.5-x", b"SSH-2.0", b"\x16\x03\x04",
+              b"\x16\x03\x05", b"\x16\x02\x01", b"\x16\x03"]  # fmt: skip
+    for mode in (b"octet", b"OCTET", b"NetAscii", b"mail", b"binary", b""):
+        heads += [
+            b"\x00\x01f\x00" + mode + b"\x00",
+            b"\x00\x02f\x00" + mode,
+            b"\x00\x01\x00" + mode + b"\x00",
+        ]
+    heads += [b"\x00\x03f\x00octet\x00", b"\x00\x01f\x00octet\x00\x00", b"\x00\x01"]
+    for length in (0, 1, 2, 254, 255, 300):
+        for function in (0, 1, 0x83, 0x80, 127):
+            heads.append(struct.pack(">HHHBB", 1, 0, length, 1, function) + b"\x00\x01")
+    heads.append(struct.pack(">HHHBB", 1, 1, 6, 1, 3) + b"\x00\x01")
+    for first in range(256):
+        heads.append(bytes([first, 16]) + bytes(46))
+        heads.append(bytes([first, 17]) + bytes(46))
+        heads.append(bytes([first, 0]) + bytes(10))
+    heads += [bytes([0x23]) + bytes(n - 1) for n in (47, 48, 52, 72, 73)]
+    for n in (27, 28, 100, 239, 240, 255, 256):
+        for op in (1, 2, 3):
+            heads.append((bytes([op, 1, 6, 0]) + bytes(232) + DHCP_MAGIC_BYTES + bytes(16))[:n])
+    heads.append(bytes([1, 1, 6, 0]) + bytes(232) + b"\x63\x82\x53\x64" + bytes(16))
+    heads.append(bytes([1, 6, 1, 0]) + bytes(252))
+    for name in ("cmi.ta.co.at", "a", "x" * 63 + ".example", "_ldap._tcp.dc"):
+        q = _dns_query(name)
+        heads += [q[:n] for n in range(len(q) + 1)]
+        for cls in (1, 2, 3, 4, 254, 255, 0x8001, 0x8002):
+            heads.append(q[:-2] + struct.pack(">H", cls))
+    heads.append(_dns_query("x" * 60 + "." + "y" * 60)[:120])
+    heads.append(_dns_query("x" * 60 + "." + "y" * 60)[:119])
+    q = bytearray(_dns_query("cmi.ta.co.at"))
+    for at, value in ((4, 2), (5, 2), (2, 0x18), (2, 0x20), (2, 0x28), (7, 65), (12, 64)):
+        bad = bytearray(q)
+        bad[at] = value
+        heads.append(bytes(bad))
+    return heads
+
+
+DHCP_MAGIC_BYTES = b"\x63\x82\x53\x63"
+
+
+def _corpus(rng: random.Random) -> list[bytes | None]:
+    shaped = _shaped_heads()
+    heads: list[bytes | None] = [None, b"", *shaped]
+    for h in shaped:  # one flipped bit, one byte changed, cut short
+        if h:
+            i = rng.randrange(len(h))
+            heads.append(h[:i] + bytes([h[i] ^ (1 << rng.randrange(8))]) + h[i + 1 :])
+            heads.append(h[:i] + bytes([rng.randrange(256)]) + h[i + 1 :])
+            heads.append(h[: rng.randrange(len(h))])
+    heads += [rng.randbytes(rng.choice((1, 3, 8, 12, 17, 48, 120, 240, 256))) for _ in range(2000)]
+    return heads
+
+
+def test_each_recogniser_answers_as_the_reference():
+    import services_reference as ref
+
+    heads = _corpus(random.Random(11))
+    for name in CHECK_NAMES:
+        mine, theirs = getattr(services, name), getattr(ref, name)
+        wrong = [h for h in heads if mine(h) != theirs(h)]
+        assert wrong == [], (name, wrong[:5])
+
+
+def test_recognise_column_answers_as_the_reference_per_connection():
+    """Over connections drawn from the corpus (both heads, every transport and the ports
+    with a rule), the column kernel gives the reference's recognise() of each row."""
+    import services_reference as ref
+
+    rng = random.Random(12)
+    heads = _corpus(rng)
+    n = 20_000
+    proto = [rng.choice(("tcp", "udp", "udp", "icmp", "gre")) for _ in range(n)]
+    port = [rng.choice(PORTS) for _ in range(n)]
+    orig = [rng.choice(heads) for _ in range(n)]
+    resp = [rng.choice(heads) if rng.random() < 0.5 else None for _ in range(n)]
+    got = services.recognise_column(
+        pd.Series(proto),
+        pd.Series(port),
+        pd.Series(orig, dtype=object),
+        pd.Series(resp, dtype=object),
+    )
+    expected = [ref.recognise(*row) for row in zip(proto, port, orig, resp, strict=True)]
+    rows = list(zip(proto, port, orig, resp, strict=True))
+    wrong = [(r, g, e) for r, g, e in zip(rows, got, expected, strict=True) if g != e]
+    assert wrong == [], wrong[:5]
+    assert services.recognise_column(pd.Series(proto), pd.Series(port), None, None).tolist() == [
+        ref.recognise(p, q, None, None) for p, q in zip(proto, port, strict=True)
+    ]
+    assert {e for e in expected} >= set(services.SERVICES) | {None}  # every answer was drawn
