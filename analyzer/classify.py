@@ -1135,7 +1135,7 @@ def build_findings(
         agg["message"] = reason_of(agg["message"].to_numpy(dtype=np.int64))
     group_no = group.ngroup().to_numpy()
     agg["uids"] = _uids_per_group(sub["uid"].to_numpy(dtype=object), group_no)
-    agg["severity"] = [schema.SEVERITIES[r] for r in agg["_rank"]]
+    agg["severity"] = np.asarray(schema.SEVERITIES, dtype=object)[agg["_rank"].to_numpy()]
     _fold_scans(agg, sub, group_no)
     agg = agg.sort_values(["_rank", "first_ts"], ascending=[False, True], kind="stable")
     agg["signature_id"] = (
@@ -1183,33 +1183,34 @@ def _fold_scans(agg: pd.DataFrame, sub: pd.DataFrame, group_no: np.ndarray) -> N
     """Fill the scan columns of the findings rows (`agg`, one per group number) in place:
     ports/n_ports and a null resp_p for a port scan, hosts/n_hosts and a null resp_h for
     a host sweep, and the message; other rows get null lists and "(n connections)"."""
-    lists: dict[str, list[Any]] = {PORT_SCAN: [None] * len(agg), HOST_SWEEP: [None] * len(agg)}
+    n = len(agg)
+    lists = {PORT_SCAN: np.full(n, None, dtype=object), HOST_SWEEP: np.full(n, None, dtype=object)}
+    sizes = {PORT_SCAN: np.full(n, -1, dtype=np.int64), HOST_SWEEP: np.full(n, -1, dtype=np.int64)}
     for kind, column in ((PORT_SCAN, "resp_p"), (HOST_SWEEP, "resp_h")):
         rows = np.flatnonzero(sub["_scan"].to_numpy() == kind)
         if not len(rows):
             continue
         values = pd.Series(sub[column].to_numpy()[rows], index=group_no[rows])
         for g, distinct in values.groupby(level=0, sort=False).unique().items():
-            lists[kind][int(g)] = sorted(
-                distinct.tolist(), key=_host_order if kind == HOST_SWEEP else int
-            )
+            ordered = sorted(distinct.tolist(), key=_host_order if kind == HOST_SWEEP else int)
+            lists[kind][int(g)] = ordered
+            sizes[kind][int(g)] = len(ordered)
+    scan = agg["_scan"].to_numpy(dtype=object)
     agg["ports"], agg["hosts"] = lists[PORT_SCAN], lists[HOST_SWEEP]
-    agg["n_ports"] = pd.array([None if p is None else len(p) for p in lists[PORT_SCAN]], "Int64")
-    agg["n_hosts"] = pd.array([None if h is None else len(h) for h in lists[HOST_SWEEP]], "Int64")
-    agg["resp_p"] = pd.array(
-        [
-            None if s == PORT_SCAN else int(p)
-            for s, p in zip(agg["_scan"], agg["resp_p"], strict=True)
-        ],
-        "Int32",
+    agg["n_ports"] = pd.Series(sizes[PORT_SCAN], dtype="Int64").mask(sizes[PORT_SCAN] < 0).array
+    agg["n_hosts"] = pd.Series(sizes[HOST_SWEEP], dtype="Int64").mask(sizes[HOST_SWEEP] < 0).array
+    resp_p = pd.Series(agg["resp_p"].to_numpy(dtype=np.int64), dtype="Int32")
+    agg["resp_p"] = resp_p.mask(scan == PORT_SCAN).array
+    agg["resp_h"] = np.where(scan == HOST_SWEEP, None, agg["resp_h"].to_numpy(dtype=object))
+    message = agg["message"].to_numpy(dtype=object, copy=True)
+    count = agg["flows"].to_numpy(dtype=np.int64)
+    several = np.flatnonzero((scan == "") & (count != 1))
+    message[several] = message[several] + (
+        " (" + count[several].astype(str).astype(object) + " connections)"
     )
-    agg["resp_h"] = [
-        None if s == HOST_SWEEP else h for s, h in zip(agg["_scan"], agg["resp_h"], strict=True)
-    ]
-    agg["message"] = [
-        _scan_message(agg.loc[i]) if s else (m if n == 1 else f"{m} ({n} connections)")
-        for i, s, m, n in zip(agg.index, agg["_scan"], agg["message"], agg["flows"], strict=True)
-    ]
+    for i in np.flatnonzero(scan != "").tolist():
+        message[i] = _scan_message(agg.iloc[i])
+    agg["message"] = message
 
 
 def _scan_message(row: Mapping[str, Any]) -> str:
