@@ -938,27 +938,41 @@ def _mapper_answers(flows: pd.DataFrame) -> dict[int, tuple[int, ...] | None]:
 
 
 def _tftp_transfers(flows: pd.DataFrame, out: Decisions) -> None:
-    proto = flows["proto"].to_numpy(dtype=object)
+    """A UDP flow from a TFTP server to the port a client's request came from (the
+    server answers from a new port: orig = server), starting no earlier than the request,
+    takes the verdict of that client's first request to that server (a join)."""
+    udp = (flows["proto"] == "udp").to_numpy(dtype=bool)
     resp_p = flows["resp_p"].to_numpy()
-    udp = proto == "udp"
     req_rows = np.flatnonzero(udp & (resp_p == TFTP_PORT))
     if not len(req_rows):
         return
-    orig_h = flows["orig_h"].to_numpy(dtype=object)
-    resp_h = flows["resp_h"].to_numpy(dtype=object)
-    uids = flows["uid"].to_numpy(dtype=object)
-    orig_p = flows["orig_p"].to_numpy()
+    answer_rows = np.flatnonzero(udp & (resp_p != TFTP_PORT))
+    key = ["client", "server", "port"]
+    requests = _endpoints(flows, req_rows, "orig_h", "resp_h", "orig_p", "req")
+    requests = requests.drop_duplicates(key, keep="first")
+    answers = _endpoints(flows, answer_rows, "resp_h", "orig_h", "resp_p", "row")
+    hits = answers.merge(requests, on=key, how="inner")
     ts = flows["ts"].to_numpy()
-    requests: dict[tuple[str, str, int], int] = {}
-    for i in req_rows:
-        requests.setdefault((orig_h[i], resp_h[i], int(orig_p[i])), int(i))
-    for i in np.flatnonzero(udp & (resp_p != TFTP_PORT)):
-        # the server answers from a new port to the client's port: orig = server
-        req = requests.get((resp_h[i], orig_h[i], int(resp_p[i])))
-        if req is None or ts[i] < ts[req]:
-            continue
-        what = f"TFTP transfer answering the request {orig_h[req]} -> {resp_h[req]}:{TFTP_PORT}"
-        out[i] = _follow_on(out[req], uids[req], what, orig_h[req], resp_h[req])
+    hits = hits[ts[hits["row"].to_numpy()] >= ts[hits["req"].to_numpy()]]
+    for i, req, client, server in zip(
+        hits["row"].tolist(), hits["req"].tolist(), hits["client"], hits["server"], strict=True
+    ):  # the transfers only
+        what = f"TFTP transfer answering the request {client} -> {server}:{TFTP_PORT}"
+        out[i] = _follow_on(out[req], flows["uid"].iat[req], what, client, server)
+
+
+def _endpoints(
+    flows: pd.DataFrame, rows: np.ndarray, client: str, server: str, port: str, row: str
+) -> pd.DataFrame:
+    """Columns client, server, port (int64) and `row` (the positions) of `rows`."""
+    return pd.DataFrame(
+        {
+            "client": flows[client].iloc[rows].to_numpy(dtype=object),
+            "server": flows[server].iloc[rows].to_numpy(dtype=object),
+            "port": flows[port].to_numpy()[rows].astype(np.int64),
+            row: rows,
+        }
+    )
 
 
 def _follow_on(request: Decision, uid: str, what: str, orig_h: str, resp_h: str) -> Decision:
@@ -973,46 +987,56 @@ def _msrpc_dynamic(
 ) -> None:
     """A later TCP connection between the hosts of a 135 exchange takes its verdict when
     it goes to a port the endpoint mapper named; when no answer of that pair was captured,
-    any port of Windows' dynamic range does, best effort."""
-    proto = flows["proto"].to_numpy(dtype=object)
+    any port of Windows' dynamic range does, best effort. The pair's first 135 flow with a
+    signature is the request; found by joins, not per flow."""
+    tcp = (flows["proto"] == "tcp").to_numpy(dtype=bool)
     resp_p = flows["resp_p"].to_numpy()
-    tcp = proto == "tcp"
-    mapper_rows = [i for i in np.flatnonzero(tcp & (resp_p == MSRPC_PORT)) if out[i].signature_id]
-    if not mapper_rows:
+    signed = pd.notna(out.column("signature_id"))
+    mapper_rows = np.flatnonzero(tcp & (resp_p == MSRPC_PORT) & signed)
+    if not len(mapper_rows):
         return
-    orig_h = flows["orig_h"].to_numpy(dtype=object)
-    resp_h = flows["resp_h"].to_numpy(dtype=object)
-    uids = flows["uid"].to_numpy(dtype=object)
+    pair = ["client", "server"]
+    mappers = _endpoints(flows, mapper_rows, "orig_h", "resp_h", "resp_p", "req")
+    answered = [(int(i), p) for i in mapper_rows.tolist() if (p := mapped.get(int(i))) is not None]
+    rows_answered = np.array([i for i, _ in answered], dtype=np.int64)
+    named = _endpoints(flows, rows_answered, "orig_h", "resp_h", "resp_p", "row")[pair]
+    named_ports = named.assign(
+        port=[list(p) for _, p in answered], named=True
+    ).explode("port")  # an empty answer names no port, but the pair still has one
+    mappers = mappers.drop_duplicates(pair, keep="first")[[*pair, "req"]]
+    fits = out.column("fits").astype(bool)
+    later = np.flatnonzero(tcp & (resp_p != MSRPC_PORT) & ~signed & ~fits)
+    follow = _endpoints(flows, later, "orig_h", "resp_h", "resp_p", "row")
+    follow = follow.merge(mappers, on=pair, how="inner")
     ts = flows["ts"].to_numpy()
-    mappers: dict[tuple[str, str], int] = {}
-    named: dict[tuple[str, str], set[int]] = {}
-    for i in mapper_rows:
-        pair = (orig_h[i], resp_h[i])
-        mappers.setdefault(pair, int(i))
-        ports = mapped.get(int(i))
-        if ports is not None:
-            named.setdefault(pair, set()).update(ports)
-    for i in np.flatnonzero(tcp & (resp_p != MSRPC_PORT)):
-        pair = (orig_h[i], resp_h[i])
-        req = mappers.get(pair)
-        if req is None or out[i].signature_id is not None or out[i].fits or ts[i] < ts[req]:
-            continue
-        port = int(resp_p[i])
-        if pair in named:
-            if port not in named[pair]:
-                continue
+    follow = follow[ts[follow["row"].to_numpy()] >= ts[follow["req"].to_numpy()]]
+    has_answer = follow.merge(named.drop_duplicates(), on=pair, how="left", indicator=True)
+    has_answer = (has_answer["_merge"] == "both").to_numpy()
+    ports = named_ports.dropna(subset=["port"]).astype({"port": np.int64}).drop_duplicates()
+    in_answer = follow.merge(ports, on=[*pair, "port"], how="left")["named"].notna().to_numpy()
+    port = follow["port"].to_numpy()
+    dynamic = (port >= DYNAMIC_PORTS.start) & (port < DYNAMIC_PORTS.stop)
+    take = np.where(has_answer, in_answer, dynamic)
+    for i, req, client, server, p, by_answer in zip(
+        follow["row"].to_numpy()[take].tolist(),
+        follow["req"].to_numpy()[take].tolist(),
+        follow["client"].to_numpy()[take].tolist(),
+        follow["server"].to_numpy()[take].tolist(),
+        port[take].tolist(),
+        has_answer[take].tolist(),
+        strict=True,
+    ):  # the follow-ons only
+        if by_answer:
             what = (
-                f"MS-RPC port {port} named by the endpoint mapper's answer "
-                f"{orig_h[req]} -> {resp_h[req]}:{MSRPC_PORT}"
-            )
-        elif port in DYNAMIC_PORTS:
-            what = (
-                "best effort: MS-RPC dynamic port after the endpoint mapper "
-                f"{orig_h[req]} -> {resp_h[req]}:{MSRPC_PORT}, whose answer was not captured"
+                f"MS-RPC port {p} named by the endpoint mapper's answer "
+                f"{client} -> {server}:{MSRPC_PORT}"
             )
         else:
-            continue
-        out[i] = _follow_on(out[req], uids[req], what, orig_h[req], resp_h[req])
+            what = (
+                "best effort: MS-RPC dynamic port after the endpoint mapper "
+                f"{client} -> {server}:{MSRPC_PORT}, whose answer was not captured"
+            )
+        out[i] = _follow_on(out[req], flows["uid"].iat[req], what, client, server)
 
 
 ONE_SIDED = " (one-sided capture: direction not verified)"
