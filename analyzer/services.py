@@ -434,17 +434,17 @@ def head_buffers(heads: Any) -> tuple[np.ndarray, np.ndarray]:
     _, offsets, data = arr.buffers()
     off = np.frombuffer(offsets, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
     raw = np.zeros(0, dtype=np.uint8) if data is None else np.frombuffer(data, dtype=np.uint8)
-    return off, readonly(raw)
+    return readonly(off), readonly(raw)
 
 
 def _no_heads(n: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.zeros(n + 1, dtype=np.int64), readonly(np.zeros(0, dtype=np.uint8))
+    return readonly(np.zeros(n + 1, dtype=np.int64)), readonly(np.zeros(0, dtype=np.uint8))
 
 
 def recognise_codes(proto: Any, resp_p: Any, orig_head: Any, resp_head: Any) -> np.ndarray:
     """Index into SERVICES of every connection, or -1 (columns in; heads None for none)."""
     codes = proto_codes(proto)
-    ports = np.asarray(resp_p, dtype=np.int64)
+    ports = readonly(np.ascontiguousarray(resp_p, dtype=np.int64))  # one compiled version
     n = codes.size
     o_off, o_data = _no_heads(n) if orig_head is None else head_buffers(orig_head)
     r_off, r_data = _no_heads(n) if resp_head is None else head_buffers(resp_head)

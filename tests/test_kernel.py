@@ -61,13 +61,14 @@ def test_each_kernel_has_one_version_for_mapped_gzip_and_piped_input(tmp_path: P
     assert done.returncode == 0, done.stderr
     versions = json.loads(done.stdout.strip().splitlines()[-1])
     used = {name: sigs for name, sigs in versions.items() if sigs}
-    # the walk of both formats, the decoder, the connection table and the text kernels
+    # the walk of both formats, the decoder, the connection table, text and services
     for kernel in (
         "analyzer.walk.walk_pcap",
         "analyzer.walk.walk_pcapng",
         "analyzer.decode._decode_packets",
         "analyzer.conntable.run_batch",
         "analyzer.flowtext._gather",
+        "analyzer.services._services",
     ):
         assert kernel in used
     assert {name: len(sigs) for name, sigs in used.items()} == {name: 1 for name in used}
