@@ -991,8 +991,9 @@ def _msrpc_dynamic(
     signature is the request; found by joins, not per flow."""
     tcp = (flows["proto"] == "tcp").to_numpy(dtype=bool)
     resp_p = flows["resp_p"].to_numpy()
-    signed = pd.notna(out.column("signature_id"))
-    mapper_rows = np.flatnonzero(tcp & (resp_p == MSRPC_PORT) & signed)
+    sig_id = out.column("signature_id")
+    has_id = pd.notna(sig_id)
+    mapper_rows = np.flatnonzero(tcp & (resp_p == MSRPC_PORT) & has_id & (sig_id != ""))
     if not len(mapper_rows):
         return
     pair = ["client", "server"]
@@ -1005,7 +1006,7 @@ def _msrpc_dynamic(
     ).explode("port")  # an empty answer names no port, but the pair still has one
     mappers = mappers.drop_duplicates(pair, keep="first")[[*pair, "req"]]
     fits = out.column("fits").astype(bool)
-    later = np.flatnonzero(tcp & (resp_p != MSRPC_PORT) & ~signed & ~fits)
+    later = np.flatnonzero(tcp & (resp_p != MSRPC_PORT) & ~has_id & ~fits)
     follow = _endpoints(flows, later, "orig_h", "resp_h", "resp_p", "row")
     follow = follow.merge(mappers, on=pair, how="inner")
     ts = flows["ts"].to_numpy()

@@ -84,12 +84,12 @@ def reference(flows: pd.DataFrame, decisions: Decisions, mapped: dict) -> Decisi
 
 
 def _site(rng: random.Random) -> tuple[pd.DataFrame, Decisions, dict]:
-    hosts = [f"10.0.0.{k}" for k in range(1, rng.randint(2, 5))]
-    ports = [TFTP_PORT, MSRPC_PORT, 49152, 49700, 65535, 49151, 1024, 3000, 5000]
+    hosts = [f"10.0.0.{k}" for k in range(1, rng.randint(2, 4))]
+    ports = [TFTP_PORT, MSRPC_PORT, MSRPC_PORT, 49152, 49152, 49700, 65535, 49151, 1024, 3000, 5000]
     n = rng.randint(1, 60)
     rows = []
     for k in range(n):
-        proto = rng.choice(("tcp", "udp", "icmp"))
+        proto = rng.choice(("tcp", "tcp", "udp", "icmp"))
         rows.append(
             {
                 "uid": f"C{k:04d}",
@@ -108,12 +108,13 @@ def _site(rng: random.Random) -> tuple[pd.DataFrame, Decisions, dict]:
         Decision("unexpected_port", "warning", None, None, "ORIG -> RESP: not documented"),
         Decision("wrong_direction", "warning", "sesam", "sesam-x", "RESP opened to ORIG"),
         Decision("unexpected_port", "warning", None, None, "fits", True),
+        Decision("unexpected_port", "warning", None, "", "an empty id: no request, no follow-on"),
     ]
-    index = np.array([rng.randrange(len(table)) for _ in range(n)], dtype=np.int64)
+    index = np.array([rng.choice((0, 0, 1, 1, 2, 3, 4)) for _ in range(n)], dtype=np.int64)
     mapped = {}
     for i in range(n):
         if rows[i]["resp_p"] == MSRPC_PORT and rng.random() < 0.6:
-            mapped[i] = tuple(rng.sample([49152, 49700, 65535, 3000], rng.randint(0, 2)))
+            mapped[i] = tuple(rng.sample([49152, 49700, 3000], rng.randint(0, 2)))
     return flows, Decisions(table, index), mapped
 
 
