@@ -29,6 +29,8 @@ from typing import Any, Protocol
 import netaddr
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .schema import ROLES
 from .signatures import Signature
@@ -210,20 +212,23 @@ def own_macs(
         parts.append((hosts["ip"], hosts["mac"], 1))
     if not parts:
         return {}
-    ips = np.concatenate([p[0].to_numpy(dtype=object) for p in parts])
-    macs = np.concatenate([p[1].to_numpy(dtype=object) for p in parts])
+    ips = pa.concat_arrays([_text(p[0]) for p in parts])
+    macs = pa.concat_arrays([_text(p[1]) for p in parts])
     prio = np.concatenate([np.full(len(p[0]), p[2], dtype=np.int64) for p in parts])
-    given = pd.notna(ips) & pd.notna(macs)
-    given[given] = macs[given] != ""
-    ips, macs, prio = ips[given], macs[given], prio[given]
+    given = pc.and_(pc.and_(ips.is_valid(), macs.is_valid()), pc.not_equal(macs, ""))
+    given = given.fill_null(False)
+    ips, macs = ips.filter(given), macs.filter(given)
+    prio = prio[given.to_numpy(zero_copy_only=False)]
     if not len(ips):
         return {}
     mac_code, lowered = _lower_codes(macs)
-    local = local_mask(ips, is_local)
+    local = _local_of(ips, is_local)
     sources = prio == 1
     routers = np.unique(mac_code[sources & ~local])
     keep = local & ~(sources & np.isin(mac_code, routers))
-    ip_code, ip_text = pd.factorize(ips[keep])
+    kept = ips.filter(pa.array(keep)).dictionary_encode()  # codes in order of appearance
+    ip_code = kept.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    ip_text = kept.dictionary.to_numpy(zero_copy_only=False)
     mac_code, prio = mac_code[keep], prio[keep]
     if not len(ip_code):
         return {}
@@ -243,11 +248,27 @@ def own_macs(
     return dict(zip(owners, [names[a:b] for a, b in spans], strict=True))
 
 
-def _lower_codes(macs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _text(column: Any) -> pa.Array:
+    """A column of text (pandas str or object, None for none) as one Arrow array."""
+    arr = pa.array(column, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
+
+
+def _local_of(ips: pa.Array, is_local: Callable[[str], bool]) -> np.ndarray:
+    """local_mask of each address, asked once per distinct address."""
+    encoded = ips.dictionary_encode()
+    distinct = encoded.dictionary.to_numpy(zero_copy_only=False)
+    return local_mask(distinct, is_local)[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _lower_codes(macs: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Codes of the lower-cased MACs, numbered in their sorted order, and those MACs."""
-    code, distinct = pd.factorize(macs)
-    lower = [str(m).lower() for m in np.asarray(distinct, dtype=object).tolist()]
-    merged, lowered = pd.factorize(np.asarray(lower, dtype=object), sort=True)
+    encoded = macs.dictionary_encode()
+    lower = pc.utf8_lower(encoded.dictionary).to_numpy(zero_copy_only=False)
+    merged, lowered = pd.factorize(lower, sort=True)
+    code = encoded.indices.to_numpy(zero_copy_only=False)
     return merged[code], np.asarray(lowered, dtype=object)
 
 
