@@ -6,13 +6,15 @@ docs/performance.md).
 
 Reads the capture once (benchmarks/gen_capture.py makes it), then runs prepare() on the
 same FlowResult --rounds times after one warm-up, the parts (the functions prepare calls)
-wrapped in process-CPU timers. Per part the least CPU over the rounds; "other" is what
-prepare spends outside the parts; per connection for prepare as a whole.
+wrapped in process-CPU timers, with the collector thresholds of the pcapclass command
+(cli.GC_THRESHOLDS; --default-gc for Python's). Per part the least CPU over the rounds;
+"other" is what prepare spends outside the parts; per connection for prepare as a whole.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from collections import Counter, defaultdict
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gen_capture import ensure_capture  # noqa: E402
 
 from analyzer import classify  # noqa: E402
+from analyzer.cli import GC_THRESHOLDS  # noqa: E402
 from analyzer.decode import decode_batch  # noqa: E402
 from analyzer.flows import FlowResult, FlowTable  # noqa: E402
 from analyzer.reader import Capture  # noqa: E402
@@ -65,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--packets", type=int, default=2_000_000)
     ap.add_argument("--connections", type=int, default=None, help="default: packets / 100")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--default-gc", action="store_true", help="keep Python's collector thresholds")
     args = ap.parse_args(argv)
+    if not args.default_gc:
+        gc.set_threshold(*GC_THRESHOLDS)  # as the pcapclass command runs
     capture = ensure_capture(args.packets, args.connections or max(1, args.packets // 100))
     catalog = load_catalog()
     result = read(capture, catalog)
