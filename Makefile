@@ -21,7 +21,7 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
-	$(BIN)/ruff check analyzer tests benchmarks sample_pcaps
+	$(BIN)/ruff check analyzer tests benchmarks sample_pcaps notebooks
 	$(BIN)/mypy analyzer
 
 bench: $(STAMP)

@@ -491,9 +491,9 @@ def _payload_codes(flows: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
     out = np.zeros(len(flows), dtype=np.int64)
     if "_orig_head" not in flows.columns or not rows.any():
         return out
-    heads = flows["_orig_head"]
-    sent = rows & (np.diff(head_buffers(heads)[0]) > 0)
-    http = http_request_mask(heads, sent)
+    off, data = head_buffers(flows["_orig_head"])
+    sent = rows & (np.diff(off) > 0)
+    http = http_request_mask(off, data, sent)
     out[sent] = np.where(http[sent], PAYLOAD_KINDS.index("http"), PAYLOAD_KINDS.index("not_http"))
     return out
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -332,16 +331,6 @@ def is_dns(head: bytes | None) -> bool:
 
 # --- every connection -------------------------------------------------------------------
 
-Check = Callable[[bytes | None], bool]
-# What a TCP payload is, checked in this order; the first check either head passes wins
-# (_tcp_service). UDP: _udp_service.
-TCP_CHECKS: tuple[tuple[str, Check], ...] = (
-    ("tls", is_tls),
-    ("ssh", is_ssh),
-    ("http", is_http_request),
-    ("http", is_http_response),
-    ("modbus", is_modbus),
-)
 SERVICES: tuple[str, ...] = (
     "tls", "ssh", "http", "modbus", "dhcp", "ntp", "netbios-ns", "tftp", "dns",
 )  # fmt: skip
@@ -353,7 +342,8 @@ PROTO_OTHER, PROTO_TCP, PROTO_UDP = 0, 1, 2
 
 @inline_kernel
 def _tcp_service(d, a, n, e, b, m):  # type: ignore[no-untyped-def]
-    """The service of a TCP connection whose heads are d[a : a + n] and e[b : b + m]."""
+    """The service of a TCP connection whose heads are d[a : a + n] and e[b : b + m]: the
+    first of these checks that either head passes."""
     if _tls(d, a, n) or _tls(e, b, m):
         return TLS
     if _ssh(d, a, n) or _ssh(e, b, m):
@@ -419,7 +409,7 @@ _BY_PORT = _port_table()  # [PROTO_*, port] -> service index (NONE: not a known 
 _NAMES = np.array([*SERVICES, None, None], dtype=object)  # [NONE] and [BY_PORT]: None
 
 
-def proto_codes(proto: Any) -> np.ndarray:
+def _proto_codes(proto: Any) -> np.ndarray:
     """PROTO_TCP, PROTO_UDP or PROTO_OTHER per transport name (a column of them)."""
     names = pd.Series(proto)
     return np.where(names == "tcp", PROTO_TCP, np.where(names == "udp", PROTO_UDP, 0)).astype(
@@ -441,9 +431,10 @@ def _no_heads(n: int) -> tuple[np.ndarray, np.ndarray]:
     return readonly(np.zeros(n + 1, dtype=np.int64)), readonly(np.zeros(0, dtype=np.uint8))
 
 
-def recognise_codes(proto: Any, resp_p: Any, orig_head: Any, resp_head: Any) -> np.ndarray:
-    """Index into SERVICES of every connection, or -1 (columns in; heads None for none)."""
-    codes = proto_codes(proto)
+def recognise_column(proto: Any, resp_p: Any, orig_head: Any, resp_head: Any) -> np.ndarray:
+    """recognise() of every connection (columns in; a heads column None for none): an
+    object array of service names and None."""
+    codes = _proto_codes(proto)
     ports = readonly(np.ascontiguousarray(resp_p, dtype=np.int64))  # one compiled version
     n = codes.size
     o_off, o_data = _no_heads(n) if orig_head is None else head_buffers(orig_head)
@@ -454,12 +445,7 @@ def recognise_codes(proto: Any, resp_p: Any, orig_head: Any, resp_head: Any) -> 
     if by_port.size:
         port = np.clip(ports[by_port], 0, 65535)
         out[by_port] = _BY_PORT[codes[by_port], port]
-    return out
-
-
-def recognise_column(proto: Any, resp_p: Any, orig_head: Any, resp_head: Any) -> np.ndarray:
-    """recognise() of every connection: an object array of service names and None."""
-    return _NAMES[recognise_codes(proto, resp_p, orig_head, resp_head)]
+    return _NAMES[out]
 
 
 def recognise(
@@ -470,12 +456,11 @@ def recognise(
     return recognise_column([proto], [resp_p], [orig_head], [resp_head])[0]  # type: ignore[no-any-return]
 
 
-def http_request_mask(heads: Any, rows: np.ndarray) -> np.ndarray:
-    """is_http_request of each head (a column of bytes or None), for `rows` (a bool mask)
-    only; False elsewhere."""
+def http_request_mask(off: np.ndarray, data: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """is_http_request of each head of a column (`head_buffers`' offsets and data), for
+    `rows` (a bool mask) only; False elsewhere."""
     out = np.zeros(len(rows), dtype=bool)
     if rows.any():
-        off, data = head_buffers(heads)
         _http_requests(np.flatnonzero(rows), off, data, out)
     return out
 

@@ -70,7 +70,10 @@ ds.flows.head()
     code("""
 ds.hosts[["ip", "name", "role", "role_source", "vendor", "systems"]]
 """),
-    md("## Plots\n\nEach call returns a matplotlib Figure (drawn without pyplot); the notebook shows the cell's last value."),
+    md(
+        "## Plots\n\nEach call returns a matplotlib Figure (drawn without pyplot); "
+        "the notebook shows the cell's last value."
+    ),
     code("""
 %matplotlib inline
 from analyzer import plots

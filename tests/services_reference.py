@@ -1,51 +1,25 @@
 """The pure-Python service recognisers that were the product until 2026-12-04, kept as
 the reference the kernels in analyzer/services.py are compared with (test_services.py):
 the same rules written a second way, over the same heads, must give the same answers.
-Not shipped; do not change a rule here without the documents that say so."""
+Not shipped; do not change a rule here without the documents that say so. The data
+(methods, modes, magic numbers, ports) is the product's, imported; the rules are not."""
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable
 
-HEAD_BYTES = 256  # conntable.HEAD_BYTES when this was written
-
-HTTP_METHODS: tuple[bytes, ...] = (  # RFC 9110 section 9 + PATCH (RFC 5789)
-    b"GET",
-    b"HEAD",
-    b"POST",
-    b"PUT",
-    b"DELETE",
-    b"CONNECT",
-    b"OPTIONS",
-    b"TRACE",
-    b"PATCH",
+from analyzer.services import (
+    DHCP_MAGIC,
+    DHCP_PORTS,
+    HEAD_BYTES,
+    HTTP_METHODS,
+    NETBIOS_NS_PORT,
+    NTP_MAX_LEN,
+    NTP_PACKET_LEN,
+    PORT_SERVICES,
+    TFTP_MODES,
 )
-TFTP_MODES: tuple[bytes, ...] = (b"netascii", b"octet", b"mail")  # RFC 1350
-DHCP_MAGIC = b"\x63\x82\x53\x63"  # RFC 2131 section 3: magic cookie at offset 236
-DHCP_PORTS = (67, 68)  # RFC 2131 server / client ports
-NTP_PACKET_LEN = 48  # RFC 5905 header without extensions
-NTP_MAX_LEN = 48 + 4 + 20  # header + key id + SHA-1 digest (RFC 5905 section 7.3)
-NETBIOS_NS_PORT = 137  # RFC 1002 section 4.2 (NetBIOS name service)
-MAX_CNAME_CHAIN = 16  # loop guard when following CNAMEs
-
-# Fallback when no payload was seen: IANA well-known ports of the recognised services.
-PORT_SERVICES: dict[tuple[str, int], str] = {
-    ("tcp", 22): "ssh",
-    ("tcp", 53): "dns",
-    ("tcp", 80): "http",
-    ("tcp", 443): "tls",
-    ("tcp", 502): "modbus",
-    ("udp", 53): "dns",
-    ("udp", 67): "dhcp",
-    ("udp", 68): "dhcp",
-    ("udp", 69): "tftp",
-    ("udp", 123): "ntp",
-    ("udp", 137): "netbios-ns",  # RFC 1002 name service: DNS-like wire format, not DNS
-    ("udp", 5353): "dns",  # mDNS uses the DNS message format (RFC 6762)
-    ("udp", 5355): "dns",  # LLMNR uses the DNS message format (RFC 4795)
-}
-
 
 # --- single recognisers: each looks at one head --------------------------------------
 

@@ -55,10 +55,12 @@ def test_recognise(proto, port, orig, resp, service):
     assert recognise(proto, port, orig, resp) == service
 
 
-def test_tcp_first_byte_filter_changes_no_answer():
-    """recognise() skips a check when the head's first byte cannot start what it looks
-    for; over heads that pass each check and random ones, the answer is that of calling
-    every check in order."""
+def test_tcp_answer_is_the_first_check_in_order_either_head_passes():
+    """Over heads that pass each TCP check (some two at once) and random ones, recognise()
+    answers what calling the reference's checks in their order (TLS, SSH, HTTP request,
+    HTTP response, Modbus) on both heads gives."""
+    import services_reference as ref
+
     rng = random.Random(7)
     heads = [
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
@@ -79,7 +81,7 @@ def test_tcp_first_byte_filter_changes_no_answer():
         resp = rng.choice(heads)
         if not orig and not resp:
             continue  # no payload: the port decides
-        for name, check in services.TCP_CHECKS:
+        for name, check in ref.TCP_CHECKS:
             if check(orig) or check(resp):
                 expected = name
                 break
